@@ -1,0 +1,129 @@
+"""Argument checks shared by every public function.
+
+Each check raises ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind,
+outside the allowed range) with a message that names the parameter and the allowed
+range, before any kernel runs. Checks never modify their input.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+
+def real(name: str, value, *, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
+    """Return ``value`` as a Python float after checking it is a finite real in range.
+
+    ``lo``/``hi`` are the bounds (None = unbounded); ``lo_open``/``hi_open`` exclude them.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {x!r}")
+    if lo is not None and (x < lo or (lo_open and x == lo)):
+        raise ValueError(f"{name} must be in {_range(lo, hi, lo_open, hi_open)}, got {x!r}")
+    if hi is not None and (x > hi or (hi_open and x == hi)):
+        raise ValueError(f"{name} must be in {_range(lo, hi, lo_open, hi_open)}, got {x!r}")
+    return x
+
+
+def integer(name: str, value, *, lo=None, hi=None) -> int:
+    """Return ``value`` as a Python int after checking it is an integer in [lo, hi]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    n = int(value)
+    if (lo is not None and n < lo) or (hi is not None and n > hi):
+        raise ValueError(f"{name} must be in {_range(lo, hi, False, False)}, got {n}")
+    return n
+
+
+def flag(name: str, value) -> bool:
+    """Return ``value`` after checking it is a bool (not merely truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def choice(name: str, value, allowed) -> str:
+    """Return ``value`` after checking it is one of the strings in ``allowed``."""
+    if not isinstance(value, str) or value not in allowed:
+        options = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
+
+
+def vector(name: str, value, *, size: int | None = None) -> np.ndarray:
+    """Check that ``value`` is a 1-D, C-contiguous, finite float64 array (of ``size``).
+
+    Nothing is converted silently: a float32 or integer array, a list, or a strided
+    view is a TypeError, because a reference implementation must not hide a cast or a
+    copy from the user. The array itself is returned (callers copy before writing).
+    """
+    if not isinstance(value, np.ndarray):
+        raise TypeError(
+            f"{name} must be a numpy float64 array, got {type(value).__name__} "
+            f"(use np.asarray(x, dtype=np.float64))"
+        )
+    if value.dtype != np.float64:
+        raise TypeError(f"{name} must have dtype float64, got {value.dtype}")
+    if value.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one flat parameter vector), got shape {value.shape}")
+    if not value.flags.c_contiguous:
+        raise TypeError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
+    if size is not None and value.shape[0] != size:
+        raise ValueError(f"{name} must have length {size}, got {value.shape[0]}")
+    if value.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one element")
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"{name} must be finite (found nan or inf)")
+    return value
+
+
+def matrix(name: str, value, *, shape=None) -> np.ndarray:
+    """Check that ``value`` is a 2-D, C-contiguous, finite float64 array."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy float64 array, got {type(value).__name__}")
+    if value.dtype != np.float64:
+        raise TypeError(f"{name} must have dtype float64, got {value.dtype}")
+    if value.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {value.shape}")
+    if not value.flags.c_contiguous:
+        raise TypeError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
+    if shape is not None and value.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {value.shape}")
+    if value.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"{name} must be finite (found nan or inf)")
+    return value
+
+
+def oracle_output(result, size: int) -> tuple[float, np.ndarray]:
+    """Check what a gradient oracle returned: ``(loss, g)`` with finite float loss and a
+    float64 vector ``g`` of length ``size``. Raises FloatingPointError for non-finite
+    values (a diverged run), TypeError/ValueError for a malformed oracle."""
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise TypeError("grad_fn must return a tuple (loss, g)")
+    loss, g = result
+    if isinstance(loss, (bool, np.bool_)) or not isinstance(loss, numbers.Real):
+        raise TypeError(f"grad_fn's loss must be a real number, got {type(loss).__name__}")
+    if not isinstance(g, np.ndarray) or g.dtype != np.float64 or g.ndim != 1:
+        raise TypeError("grad_fn's gradient must be a 1-D float64 numpy array")
+    if g.shape[0] != size:
+        raise ValueError(f"grad_fn's gradient must have length {size}, got {g.shape[0]}")
+    if not math.isfinite(float(loss)) or not np.all(np.isfinite(g)):
+        raise FloatingPointError(
+            "grad_fn returned a non-finite loss or gradient (the run has diverged)"
+        )
+    return float(loss), np.ascontiguousarray(g)
+
+
+def _range(lo, hi, lo_open, hi_open) -> str:
+    left = "(" if lo_open or lo is None else "["
+    right = ")" if hi_open or hi is None else "]"
+    a = "-inf" if lo is None else repr(lo)
+    b = "inf" if hi is None else repr(hi)
+    return f"{left}{a}, {b}{right}"

@@ -1,0 +1,238 @@
+"""FAME, Fast Adaptive Moment Estimation: Adam with a triple EMA (TEMA) of the gradient
+(Break a Lag: Triple Exponential Moving Average for Enhanced Optimization). SPEC 6.
+
+Two variants; both are implemented, neither is the other's approximation.
+
+``variant="official"`` (the authors' code, used by all their experiments), per step with
+``t`` counted from 1 since init or the last reset::
+
+    g  <- -g                      if maximize
+    g  <- g + weight_decay * w    (coupled L2)
+    m1 <- b1 m1 + (1 - b1) g
+    m2 <- b3 m2 + (1 - b3) m1     (the new m1)
+    m3 <- b4 m3 + (1 - b4) m2
+    tema <- 3 m1 - 3 m2 + m3
+    v  <- b2 v + (1 - b2) g * g   (plain Adam second moment)
+    denom <- sqrt(v) / sqrt(1 - b2**t) + eps
+    w  <- w - (lr / c_t) * (tema / denom)
+
+with ``c_t = 1 - b1**t`` (``debias="adam"``, the authors' choice) or ``c_t`` = the
+TEMA chain's exact response to a constant gradient of 1 (``debias="exact"``). With
+b3 = b4 = 0 this is exactly Adam, bit for bit.
+
+``variant="full"`` (the talk slides; OUR RECONSTRUCTION, since bias correction and eps
+placement were not published): TEMA on both moments with five decays, the m-chain
+(b1, b3, b5) over g and the v-chain (b2, b4, b5) over g * g::
+
+    m_tema <- 3 m1 - 3 m2 + m3,   v_tema <- 3 v1 - 3 v2 + v3
+    denom  <- sqrt(max(v_tema, 0)) / sqrt(c2_t) + eps
+    w      <- w - (lr / c1_t) * (m_tema / denom)
+
+``debias="exact"`` (default for "full"): c1_t, c2_t are the two chains' responses to a
+constant 1; ``debias="adam"``: ``1 - b1**t`` and ``1 - b2**t``. The guard
+``max(v_tema, 0)`` is needed because TEMA's impulse response has negative lobes: after
+a gradient spike v_tema can go negative. ``FAMEFullState.v_clipped`` counts how often
+the guard fired.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from refimpl import _validate
+from refimpl._jit import kernel
+from refimpl.filters import ema_step, tema_combine
+from refimpl.optimizers.base import BaseOptimizer
+from refimpl.schedules import Schedule, as_schedule
+
+VARIANTS = ("official", "full")
+DEBIAS = ("adam", "exact")
+
+
+class FAMEState(NamedTuple):
+    """Official FAME. ``m1, m2, m3, v``: shape (d,). ``response``: shape (3,), the
+    m-chain's response to a constant 1 (used by ``debias="exact"``)."""
+
+    step: int
+    count: int
+    m1: np.ndarray
+    m2: np.ndarray
+    m3: np.ndarray
+    v: np.ndarray
+    response: np.ndarray
+
+
+class FAMEFullState(NamedTuple):
+    """Full FAME. ``m1..m3`` and ``v1..v3``: shape (d,). ``response``: shape (6,), the
+    m-chain's then the v-chain's response to a constant 1. ``v_clipped``: how many
+    elements the ``max(v_tema, 0)`` guard has clipped so far."""
+
+    step: int
+    count: int
+    m1: np.ndarray
+    m2: np.ndarray
+    m3: np.ndarray
+    v1: np.ndarray
+    v2: np.ndarray
+    v3: np.ndarray
+    response: np.ndarray
+    v_clipped: int
+
+
+@kernel
+def fame_official_kernel(w, m1, m2, m3, v, response, g, lr, b1, b2, b3, b4, eps,
+                         weight_decay, maximize, exact_debias, t):
+    """One official-FAME step in place (``t`` >= 1 as a float)."""
+    if exact_debias:
+        response[0] = ema_step(response[0], 1.0, b1)
+        response[1] = ema_step(response[1], response[0], b3)
+        response[2] = ema_step(response[2], response[1], b4)
+        m_correction = tema_combine(response[0], response[1], response[2])
+    else:
+        m_correction = 1.0 - b1 ** t
+    step_size = lr / m_correction
+    v_correction_sqrt = math.sqrt(1.0 - b2 ** t)
+    for i in range(w.shape[0]):
+        gi = -g[i] if maximize else g[i]
+        if weight_decay != 0.0:
+            gi = gi + weight_decay * w[i]
+        m1[i] = ema_step(m1[i], gi, b1)
+        m2[i] = ema_step(m2[i], m1[i], b3)
+        m3[i] = ema_step(m3[i], m2[i], b4)
+        tema = tema_combine(m1[i], m2[i], m3[i])
+        v[i] = b2 * v[i] + (1.0 - b2) * gi * gi
+        denom = math.sqrt(v[i]) / v_correction_sqrt + eps
+        w[i] = w[i] - step_size * (tema / denom)
+
+
+@kernel
+def fame_full_kernel(w, m1, m2, m3, v1, v2, v3, response, g, lr, b1, b2, b3, b4, b5,
+                     eps, weight_decay, maximize, exact_debias, t):
+    """One full-FAME step in place; returns how many elements the v guard clipped."""
+    if exact_debias:
+        response[0] = ema_step(response[0], 1.0, b1)
+        response[1] = ema_step(response[1], response[0], b3)
+        response[2] = ema_step(response[2], response[1], b5)
+        response[3] = ema_step(response[3], 1.0, b2)
+        response[4] = ema_step(response[4], response[3], b4)
+        response[5] = ema_step(response[5], response[4], b5)
+        m_correction = tema_combine(response[0], response[1], response[2])
+        v_correction = tema_combine(response[3], response[4], response[5])
+    else:
+        m_correction = 1.0 - b1 ** t
+        v_correction = 1.0 - b2 ** t
+    step_size = lr / m_correction
+    v_correction_sqrt = math.sqrt(v_correction)
+    clipped = 0
+    for i in range(w.shape[0]):
+        gi = -g[i] if maximize else g[i]
+        if weight_decay != 0.0:
+            gi = gi + weight_decay * w[i]
+        m1[i] = ema_step(m1[i], gi, b1)
+        m2[i] = ema_step(m2[i], m1[i], b3)
+        m3[i] = ema_step(m3[i], m2[i], b5)
+        g2 = gi * gi
+        v1[i] = ema_step(v1[i], g2, b2)
+        v2[i] = ema_step(v2[i], v1[i], b4)
+        v3[i] = ema_step(v3[i], v2[i], b5)
+        m_tema = tema_combine(m1[i], m2[i], m3[i])
+        v_tema = tema_combine(v1[i], v2[i], v3[i])
+        if v_tema < 0.0:
+            v_tema = 0.0
+            clipped += 1
+        denom = math.sqrt(v_tema) / v_correction_sqrt + eps
+        w[i] = w[i] - step_size * (m_tema / denom)
+    return clipped
+
+
+@dataclass(frozen=True)
+class FAME(BaseOptimizer):
+    """FAME (see the module docstring for both variants' exact updates).
+
+    Parameters (decays in [0, 1); defaults are the official code's)
+    ----------
+    lr : >= 0 (float, per-step array or callable). Default 1e-3.
+    beta1 : first EMA of the gradient (0.9).  beta2 : second moment (0.999).
+    beta3, beta4 : the 2nd and 3rd EMA of the TEMA chain (0.5, 0.5; the paper's
+        experiment configs use 0.3 and 0.7). In "full", beta4 is the v-chain's 2nd EMA.
+    beta5 : "full" only, third EMA of both chains (0.5, our choice).
+    eps : > 0 (1e-8).  weight_decay : >= 0, coupled L2.  maximize : bool.
+    variant : "official" (default) or "full".
+    debias : "adam" (``1 - b**t``) or "exact" (the chain's response to a constant);
+        default "adam" for "official" (the authors' code), "exact" for "full".
+    """
+
+    lr: Schedule | float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    beta3: float = 0.5
+    beta4: float = 0.5
+    beta5: float = 0.5
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    maximize: bool = False
+    variant: str = "official"
+    debias: str | None = None
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "lr", as_schedule("lr", self.lr))
+        for name in ("beta1", "beta2", "beta3", "beta4", "beta5"):
+            set_(self, name, _validate.real(name, getattr(self, name), lo=0.0, hi=1.0, hi_open=True))
+        set_(self, "eps", _validate.real("eps", self.eps, lo=0.0, lo_open=True))
+        set_(self, "weight_decay", _validate.real("weight_decay", self.weight_decay, lo=0.0))
+        _validate.flag("maximize", self.maximize)
+        _validate.choice("variant", self.variant, VARIANTS)
+        if self.debias is None:
+            set_(self, "debias", "adam" if self.variant == "official" else "exact")
+        _validate.choice("debias", self.debias, DEBIAS)
+
+    def init(self, w):
+        w = _validate.vector("w", w)
+        z = np.zeros_like
+        if self.variant == "official":
+            return FAMEState(0, 0, z(w), z(w), z(w), z(w), np.zeros(3))
+        return FAMEFullState(0, 0, z(w), z(w), z(w), z(w), z(w), z(w), np.zeros(6), 0)
+
+    def reset(self, state):
+        """Fresh moments and bias corrections; keeps ``step`` (lr schedule) and the
+        diagnostic ``v_clipped`` counter."""
+        fresh = self.init(state.m1)._replace(step=state.step)
+        if self.variant == "full":
+            fresh = fresh._replace(v_clipped=state.v_clipped)
+        return fresh
+
+    def update(self, w, state, g):
+        """``(w, state)`` after one step with gradient ``g``; inputs are not modified."""
+        w = _validate.vector("w", w)
+        g = _validate.vector("g", g, size=w.shape[0])
+        cls = FAMEState if self.variant == "official" else FAMEFullState
+        self._check_state(state, cls, w)
+        lr = self.lr.at(state.step)
+        exact = self.debias == "exact"
+        t = float(state.count + 1)
+        w_new = w.copy()
+        if self.variant == "official":
+            m1, m2, m3, v, r = (a.copy() for a in (state.m1, state.m2, state.m3, state.v, state.response))
+            fame_official_kernel(w_new, m1, m2, m3, v, r, g, lr, self.beta1, self.beta2,
+                                 self.beta3, self.beta4, self.eps, self.weight_decay,
+                                 self.maximize, exact, t)
+            return self._checked(w_new), FAMEState(state.step + 1, state.count + 1, m1, m2, m3, v, r)
+        arrays = [a.copy() for a in (state.m1, state.m2, state.m3, state.v1, state.v2,
+                                     state.v3, state.response)]
+        clipped = fame_full_kernel(w_new, *arrays, g, lr, self.beta1, self.beta2,
+                                   self.beta3, self.beta4, self.beta5, self.eps,
+                                   self.weight_decay, self.maximize, exact, t)
+        return self._checked(w_new), FAMEFullState(state.step + 1, state.count + 1, *arrays,
+                                    state.v_clipped + clipped)
+
+    def _loop_args(self):
+        hp = np.array([self.beta1, self.beta2, self.beta3, self.beta4, self.beta5,
+                       self.eps, self.weight_decay])
+        flags = np.array([VARIANTS.index(self.variant), self.maximize,
+                          self.debias == "exact"], dtype=np.int64)
+        return hp, flags

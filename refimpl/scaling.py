@@ -1,0 +1,119 @@
+"""The EMA Scaling Rule (Busbridge et al. 2023, "How to Scale Your EMA") and the
+optimizers' own scaling rules. SPEC 7.
+
+When the batch size grows from B to kappa * B, the rule keeps the training dynamics
+(to first order in the learning rate, in the SDE limit) if
+
+* every EMA decay becomes ``decay ** kappa`` (the model EMA, and every other EMA in the
+  system: refimpl also applies it to momentum-like decays where the optimizer's own
+  rule says so);
+* SGD: ``lr -> kappa * lr``, momentum kept (the linear scaling rule);
+* Adam-like (Adam, FAME; Malladi et al. 2022, square-root rule): ``lr -> sqrt(kappa) lr``,
+  every beta ``b -> b ** kappa`` (equal to ``1 - kappa (1 - b)`` to first order and always
+  in [0, 1)), ``eps -> eps / sqrt(kappa)``;
+* SAM's radius ``rho`` has no published rule: it is kept, and said so.
+
+``update_every`` is kept: an EMA updated every k steps then updates kappa times less
+often per unit of training time, which is exactly what ``decay ** kappa`` compensates.
+Switch points are moments in training time: SwitchEMA's ``switch_every`` and
+``switch_start`` with ``switch_unit="step"`` shrink by kappa (they must stay integers, so
+a count not divisible by kappa is an error); epoch-based switching needs no change.
+EMA warm-up schedules have no published scaling rule and are refused. A per-step
+learning-rate schedule is resampled at matched times: the new step ``j`` uses
+``kappa * lr[kappa * j]`` (SGD) or ``sqrt(kappa) * lr[kappa * j]`` (Adam-like).
+
+The rule is first order in lr: it breaks down when ``kappa * lr`` approaches the
+stability limit of the base optimizer (the theory issue tests exactly where).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from refimpl import _validate
+from refimpl.optimizers.adam import Adam
+from refimpl.optimizers.ema import EMA, SwitchEMA
+from refimpl.optimizers.fame import FAME
+from refimpl.optimizers.sam import SAM
+from refimpl.optimizers.sgd import SGD
+from refimpl.schedules import Schedule, as_schedule
+
+
+def scale_decay(decay: float, kappa: float) -> float:
+    """The EMA Scaling Rule for one decay: ``decay ** kappa``."""
+    decay = _validate.real("decay", decay, lo=0.0, hi=1.0, hi_open=True)
+    kappa = _check_kappa(kappa)
+    return decay ** kappa
+
+
+def scale_optimizer(optimizer, kappa: float):
+    """The optimizer (and its wrappers) with every hyperparameter scaled for a batch
+    ``kappa`` times larger. Returns a new optimizer; the input is unchanged.
+
+    kappa > 0; it must be an integer when the optimizer has step counts or a per-step
+    schedule to rescale (and may be fractional, e.g. 0.5 for halving the batch, otherwise).
+    """
+    kappa = _check_kappa(kappa)
+    if isinstance(optimizer, SGD):
+        return dataclasses.replace(optimizer, lr=_scale_schedule(optimizer.lr, kappa, kappa))
+    if isinstance(optimizer, Adam):
+        root = math.sqrt(kappa)
+        return dataclasses.replace(
+            optimizer, lr=_scale_schedule(optimizer.lr, kappa, root),
+            beta1=optimizer.beta1 ** kappa, beta2=optimizer.beta2 ** kappa,
+            eps=optimizer.eps / root)
+    if isinstance(optimizer, FAME):
+        root = math.sqrt(kappa)
+        return dataclasses.replace(
+            optimizer, lr=_scale_schedule(optimizer.lr, kappa, root),
+            **{f"beta{i}": getattr(optimizer, f"beta{i}") ** kappa for i in range(1, 6)},
+            eps=optimizer.eps / root)
+    if isinstance(optimizer, SAM):
+        return dataclasses.replace(optimizer, base=scale_optimizer(optimizer.base, kappa))
+    if isinstance(optimizer, EMA):
+        if optimizer.warmup is not None:
+            raise ValueError(
+                f"scale_optimizer does not rescale EMA warm-up schedules (warmup="
+                f"{optimizer.warmup!r}): no published rule says how; scale an EMA with "
+                "warmup=None, or build the scaled warm-up yourself")
+        changes = dict(
+            inner=scale_optimizer(optimizer.inner, kappa),
+            decay=optimizer.decay ** kappa,
+            min_decay=min(optimizer.min_decay, optimizer.decay ** kappa),  # unused without warm-up
+        )
+        if isinstance(optimizer, SwitchEMA) and optimizer.switch_unit == "step":
+            changes["switch_every"] = _scale_count("switch_every", optimizer.switch_every, kappa, lo=1)
+            changes["switch_start"] = _scale_count("switch_start", optimizer.switch_start, kappa)
+        return dataclasses.replace(optimizer, **changes)
+    raise TypeError(f"optimizer must be a refimpl optimizer, got {type(optimizer).__name__}")
+
+
+def _check_kappa(kappa) -> float:
+    return _validate.real("kappa", kappa, lo=0.0, lo_open=True)
+
+
+def _scale_count(name: str, value: int, kappa: float, lo: int = 0) -> int:
+    if value == 0:
+        return 0
+    scaled = value / kappa
+    if scaled != int(scaled) or scaled < lo:
+        raise ValueError(f"{name}={value} is a count of steps and must stay an integer >= {lo} "
+                         f"under kappa={kappa!r}; choose a count divisible by kappa")
+    return int(scaled)
+
+
+def _scale_schedule(lr: Schedule, kappa: float, factor: float) -> Schedule:
+    if lr.constant is not None:
+        return as_schedule("lr", lr.constant * factor)
+    if kappa != int(kappa):
+        raise ValueError(f"a per-step lr schedule can only be resampled for an integer kappa, "
+                         f"got kappa={kappa!r}")
+    k = int(kappa)
+    if lr.values is not None:
+        resampled = np.ascontiguousarray(lr.values[::k]) * factor
+        return as_schedule("lr", resampled)
+    f = lr.function
+    return as_schedule("lr", lambda j: factor * f(k * j))

@@ -1,0 +1,326 @@
+"""The jitted training loop and the record of a run.
+
+``train(problem, optimizer, w0=..., steps=...)`` runs the whole optimisation inside one
+numba kernel (:func:`train_kernel`). It calls the very kernels that the public step API
+calls, in the same order, so stepping by hand gives the same numbers bit for bit::
+
+    state = opt.init(w0); w = w0
+    noise = problem.draw_noise(steps, seed)          # None for a deterministic Quadratic
+    for t in range(steps):
+        grad_fn = problem.grad_fn(None if noise is None else noise[t])
+        epoch_end = steps_per_epoch is not None and (t + 1) % steps_per_epoch == 0
+        w, state, info = opt.step(w, state, grad_fn, epoch_end=epoch_end)
+
+Inside the kernel an optimizer is its three layers, outermost first: an averager (none,
+EMA, SwitchEMA), a perturbation (none, SAM, StableSAM) and a base (SGD, Adam, FAME), each
+given as a kind code plus arrays of hyperparameters (``_loop_args``). The base state
+lives in rows of one (6, d) array plus a (6,) array of scalars; every row a kernel needs
+starts at zero, as ``init`` makes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from refimpl import _validate
+from refimpl._jit import kernel
+from refimpl._kernels import add_into, all_finite, l2_norm
+from refimpl.optimizers.adam import Adam, adam_kernel
+from refimpl.optimizers.ema import (EMA, WARMUPS, SwitchEMA, debias_kernel, ema_decay_kernel,
+                                    ema_update_kernel, switch_due)
+from refimpl.optimizers.fame import FAME, fame_full_kernel, fame_official_kernel
+from refimpl.optimizers.sam import ADAPTIVE, ASCENTS, SAM, StableSAM, ascent_kernel, stable_rescale_kernel
+from refimpl.optimizers.sgd import SGD, sgd_kernel
+from refimpl.problems.quadratic import NoisyQuadratic, Quadratic, noisy_quadratic_kernel, quadratic_kernel
+
+# kind codes of the loop
+QUADRATIC, NOISY_QUADRATIC = 0, 1
+BASE_SGD, BASE_ADAM, BASE_FAME = 0, 1, 2
+NO_SAM, PLAIN_SAM, STABLE_SAM = 0, 1, 2
+NO_AVERAGE, AVERAGE_EMA, AVERAGE_SEMA = 0, 1, 2
+
+
+@dataclass(frozen=True, eq=False)
+class Record:
+    """What a run produced (arrays are read-only).
+
+    steps : steps completed (less than asked only if the run diverged and
+        ``on_divergence="stop"``).
+    losses : (steps,) mini-batch loss at the pre-step parameters of each step.
+    grad_norms : (steps,) global L2 norm of the first gradient of each step.
+    grad_evals : total calls of the gradient oracle (2 per step for SAM-type).
+    w : (d,) final parameters.  average : (d,) final EMA average, or None.
+    params : (steps + 1, d) parameters after each step, row 0 = w0 (``record_params``).
+    averages : (steps + 1, d) EMA averages likewise, or None.
+    v_clipped : how often full FAME's ``max(v_tema, 0)`` guard fired (0 otherwise).
+    diverged : True if a non-finite loss, gradient or parameter stopped the run.
+    seed : the noise seed.
+    """
+
+    steps: int
+    losses: np.ndarray
+    grad_norms: np.ndarray
+    grad_evals: int
+    w: np.ndarray
+    average: np.ndarray | None
+    params: np.ndarray | None
+    averages: np.ndarray | None
+    v_clipped: int
+    diverged: bool
+    seed: int
+
+
+@kernel
+def problem_kernel(kind, H, h, w_star, noise_scale, z, w, g):
+    """The gradient oracle of the loop: write ``g`` and return the mini-batch loss."""
+    if kind == QUADRATIC:
+        return quadratic_kernel(H, w_star, w, g)
+    return noisy_quadratic_kernel(h, w_star, noise_scale, z, w, g)
+
+
+@kernel
+def base_kernel(kind, hp, flags, w, g, S, R, count, lr):
+    """One step of the base optimizer in place; returns full FAME's guard count."""
+    t = float(count + 1)
+    if kind == BASE_SGD:
+        sgd_kernel(w, S[0], g, lr, hp[0], hp[1], hp[2], flags[0] != 0, flags[1] != 0,
+                   count == 0, flags[2])
+        return 0
+    if kind == BASE_ADAM:
+        adam_kernel(w, S[0], S[1], g, lr, hp[0], hp[1], hp[2], hp[3], flags[0] != 0, t)
+        return 0
+    if flags[0] == 0:
+        fame_official_kernel(w, S[0], S[1], S[2], S[3], R[:3], g, lr, hp[0], hp[1], hp[2],
+                             hp[3], hp[5], hp[6], flags[1] != 0, flags[2] != 0, t)
+        return 0
+    return fame_full_kernel(w, S[0], S[1], S[2], S[3], S[4], S[5], R, g, lr, hp[0], hp[1],
+                            hp[2], hp[3], hp[4], hp[5], hp[6], flags[1] != 0, flags[2] != 0, t)
+
+
+@kernel
+def train_kernel(problem, H, h, w_star, noise_scale, Z, w, lrs, steps_per_epoch,
+                 base, base_hp, base_flags, sam, rho, sam_eps, ascent,
+                 average, decay, warmup, warmup_hp, ema_ints, ema,
+                 losses, grad_norms, params, averages):
+    """Run ``losses.shape[0]`` steps in place on ``w`` and ``ema``.
+
+    ``warmup_hp`` = (gamma, power, min_decay, ratio); ``ema_ints`` = (update_every,
+    zeros_start, update_after_step, warmup_steps, switch_every, switch_by_step,
+    switch_start, reset_on_switch). ``params`` / ``averages`` have steps + 1 rows when
+    recorded, else 0. Returns (steps completed, gradient evaluations, decay product,
+    FAME guard count).
+    """
+    d = w.shape[0]
+    steps = losses.shape[0]
+    record = params.shape[0] > 0
+    g = np.empty(d)
+    e = np.empty(d)
+    w_adv = np.empty(d)
+    g_adv = np.empty(d)
+    g_descent = np.empty(d)
+    S = np.zeros((6, d))
+    R = np.zeros(6)
+    count = 0
+    evals = 0
+    clipped = 0
+    product = 1.0
+    epoch = 0
+    if record:
+        params[0, :] = w
+        if average != NO_AVERAGE:
+            if ema_ints[1]:
+                debias_kernel(ema, product, averages[0])
+            else:
+                averages[0, :] = ema
+    for t in range(steps):
+        z = Z[t] if problem == NOISY_QUADRATIC else noise_scale
+        loss = problem_kernel(problem, H, h, w_star, noise_scale, z, w, g)
+        evals += 1
+        if not (np.isfinite(loss) and all_finite(g)):
+            return t, evals, product, clipped
+        losses[t] = loss
+        grad_norms[t] = l2_norm(g)
+        if sam == NO_SAM:
+            clipped += base_kernel(base, base_hp, base_flags, w, g, S, R, count, lrs[t])
+        else:
+            ascent_kernel(w, g, rho, sam_eps, ascent, e)
+            add_into(w, e, w_adv)
+            problem_kernel(problem, H, h, w_star, noise_scale, z, w_adv, g_adv)
+            evals += 1
+            if not all_finite(g_adv):
+                return t, evals, product, clipped
+            if sam == STABLE_SAM:
+                stable_rescale_kernel(w, w_adv, g, g_adv, sam_eps, ascent == ADAPTIVE, g_descent)
+                clipped += base_kernel(base, base_hp, base_flags, w, g_descent, S, R, count, lrs[t])
+            else:
+                clipped += base_kernel(base, base_hp, base_flags, w, g_adv, S, R, count, lrs[t])
+        count += 1
+        if not all_finite(w):
+            return t, evals, product, clipped
+        n = t + 1
+        epoch_end = steps_per_epoch > 0 and n % steps_per_epoch == 0
+        if epoch_end:
+            epoch += 1
+        if average != NO_AVERAGE:
+            if n % ema_ints[0] == 0:
+                rate = ema_decay_kernel(n, decay, warmup, ema_ints[2], warmup_hp[0],
+                                        warmup_hp[1], warmup_hp[2], warmup_hp[3], ema_ints[3])
+                ema_update_kernel(ema, w, rate)
+                product = product * rate
+            if average == AVERAGE_SEMA and switch_due(n, epoch, epoch_end, ema_ints[4],
+                                                      ema_ints[5] != 0, ema_ints[6]):
+                if ema_ints[1]:
+                    debias_kernel(ema, product, w)
+                else:
+                    w[:] = ema
+                if ema_ints[7]:
+                    S[:, :] = 0.0
+                    R[:] = 0.0
+                    count = 0
+        if record:
+            params[n, :] = w
+            if average != NO_AVERAGE:
+                if ema_ints[1]:
+                    debias_kernel(ema, product, averages[n])
+                else:
+                    averages[n, :] = ema
+    return steps, evals, product, clipped
+
+
+DIVERGENCE = ("raise", "stop")
+
+
+def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | None = None,
+          steps_per_epoch: int | None = None, seed: int = 0, record_params: bool = False,
+          on_divergence: str = "raise") -> Record:
+    """Run ``optimizer`` on ``problem`` from ``w0`` inside the jitted loop.
+
+    Parameters
+    ----------
+    problem : Quadratic or NoisyQuadratic.
+    optimizer : a base optimizer (SGD, Adam, FAME), optionally wrapped as
+        ``SAM/StableSAM(base)`` and then ``EMA/SwitchEMA(...)``.
+    w0 : (d,) float64 initial parameters (not modified).
+    steps : number of steps; or ``epochs`` with ``steps_per_epoch``.
+    steps_per_epoch : int >= 1; marks epoch ends (``(t + 1) % steps_per_epoch == 0``),
+        which SwitchEMA with ``switch_unit="epoch"`` needs.
+    seed : int >= 0, seeds the noise of a NoisyQuadratic (``problem.draw_noise``).
+    record_params : keep every iterate (and EMA average): (steps + 1, d) arrays.
+    on_divergence : "raise" (FloatingPointError naming the step) or "stop" (return the
+        record up to the last finite step, with ``diverged=True``).
+    """
+    if not isinstance(problem, (Quadratic, NoisyQuadratic)):
+        raise TypeError(f"problem must be a Quadratic or NoisyQuadratic, got {type(problem).__name__}")
+    d = problem.dim
+    w0 = _validate.vector("w0", w0, size=d)
+    seed = _validate.integer("seed", seed, lo=0)
+    _validate.flag("record_params", record_params)
+    _validate.choice("on_divergence", on_divergence, DIVERGENCE)
+    if steps_per_epoch is not None:
+        steps_per_epoch = _validate.integer("steps_per_epoch", steps_per_epoch, lo=1)
+    if (steps is None) == (epochs is None):
+        raise ValueError("give exactly one of steps= and epochs=")
+    if epochs is not None:
+        epochs = _validate.integer("epochs", epochs, lo=0)
+        if steps_per_epoch is None:
+            raise ValueError("epochs= needs steps_per_epoch= (a quadratic has no data set "
+                             "that would define an epoch)")
+        steps = epochs * steps_per_epoch
+    steps = _validate.integer("steps", steps, lo=0)
+
+    averager, sam, base = _layers(optimizer)
+    if (isinstance(averager, SwitchEMA) and averager.switch_unit == "epoch"
+            and steps_per_epoch is None):
+        raise ValueError("SwitchEMA with switch_unit='epoch' switches at epoch ends: pass "
+                         "steps_per_epoch= (or epochs= and steps_per_epoch=), or use "
+                         "switch_unit='step'")
+
+    # problem arrays (writable copies, so every problem has one compiled loop)
+    if isinstance(problem, Quadratic):
+        kind, H, h = QUADRATIC, np.array(problem.H), np.zeros(d)
+        noise_scale, Z = np.zeros(d), np.zeros((0, d))
+    else:
+        kind, H, h = NOISY_QUADRATIC, np.zeros((1, 1)), np.array(problem.h)
+        noise_scale, Z = np.array(problem.noise_scale), problem.draw_noise(steps, seed)
+    w_star = np.array(problem.w_star)
+
+    base_kind = {SGD: BASE_SGD, Adam: BASE_ADAM, FAME: BASE_FAME}[type(base)]
+    base_hp, base_flags = base._loop_args()
+    lrs = base.lr.array(steps)
+    sam_kind = NO_SAM if sam is None else (STABLE_SAM if sam._stable else PLAIN_SAM)
+    rho = 0.0 if sam is None else sam.rho
+    sam_eps = 0.0 if sam is None else sam.eps
+    ascent = 0 if sam is None else ASCENTS.index(sam.ascent)
+
+    w = w0.copy()
+    if averager is None:
+        average_kind, decay, warmup = NO_AVERAGE, 0.0, 0
+        warmup_hp, ema_ints, ema = np.zeros(4), np.zeros(8, dtype=np.int64), np.zeros(d)
+    else:
+        a = averager
+        average_kind = AVERAGE_SEMA if isinstance(a, SwitchEMA) else AVERAGE_EMA
+        decay, warmup = a.decay, WARMUPS.index(a.warmup)
+        warmup_hp = np.array([a.warmup_gamma, a.warmup_power, a.min_decay, a.warmup_ratio])
+        switch = (a.switch_every, a.switch_unit == "step", a.switch_start,
+                  a.on_switch == "reset") if average_kind == AVERAGE_SEMA else (1, 0, 0, 0)
+        ema_ints = np.array([a.update_every, a.start == "zeros", a.update_after_step,
+                             a.warmup_steps, *switch], dtype=np.int64)
+        ema = a.init(w0).ema
+
+    rows = steps + 1 if record_params else 0
+    losses, grad_norms = np.zeros(steps), np.zeros(steps)
+    params = np.zeros((rows, d))
+    averages = np.zeros((rows if averager is not None else 0, d))
+
+    done, evals, product, clipped = train_kernel(
+        kind, H, h, w_star, noise_scale, Z, w, lrs, steps_per_epoch or 0,
+        base_kind, base_hp, base_flags, sam_kind, rho, sam_eps, ascent,
+        average_kind, decay, warmup, warmup_hp, ema_ints, ema,
+        losses, grad_norms, params, averages)
+
+    diverged = done < steps
+    if diverged and on_divergence == "raise":
+        raise FloatingPointError(
+            f"the run diverged at step {done} (0-based): a non-finite loss, gradient or "
+            "parameter; pass on_divergence='stop' to get the record up to that step"
+        )
+    final_average = None
+    if averager is not None:
+        final_average = np.empty(d)
+        if averager.start == "zeros":
+            debias_kernel(ema, product, final_average)
+        else:
+            final_average[:] = ema
+    if diverged:  # keep the finite prefix only
+        losses, grad_norms = losses[:done], grad_norms[:done]
+        params, averages = params[: done + 1 if rows else 0], averages[: done + 1 if rows else 0]
+        w = params[done].copy() if rows else w
+    return Record(
+        steps=int(done), losses=_ro(losses), grad_norms=_ro(grad_norms), grad_evals=int(evals),
+        w=_ro(w), average=None if final_average is None else _ro(final_average),
+        params=_ro(params) if record_params else None,
+        averages=_ro(averages) if (record_params and averager is not None) else None,
+        v_clipped=int(clipped), diverged=bool(diverged), seed=seed,
+    )
+
+
+def _layers(optimizer):
+    """Split an optimizer into (averager or None, SAM or None, base)."""
+    averager = sam = None
+    inner = optimizer
+    if isinstance(inner, EMA):
+        averager, inner = inner, inner.inner
+    if isinstance(inner, SAM):
+        sam, inner = inner, inner.base
+    if not isinstance(inner, (SGD, Adam, FAME)):
+        raise TypeError(f"optimizer must be SGD, Adam or FAME, optionally wrapped as "
+                        f"SAM/StableSAM(...) and then EMA/SwitchEMA(...); got "
+                        f"{type(optimizer).__name__}")
+    return averager, sam, inner
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
