@@ -159,7 +159,8 @@ class EMA:
         set_(self, "decay", _validate.real("decay", self.decay, lo=0.0, hi=1.0, hi_open=True))
         _validate.integer("update_every", self.update_every, lo=1)
         _validate.choice("start", self.start, STARTS)
-        if self.warmup not in WARMUPS:
+        if self.warmup is not None and (not isinstance(self.warmup, str)
+                                        or self.warmup not in WARMUPS):
             raise ValueError(f"warmup must be one of {WARMUPS}, got {self.warmup!r}")
         _validate.integer("update_after_step", self.update_after_step, lo=0)
         set_(self, "warmup_gamma", _validate.real("warmup_gamma", self.warmup_gamma, lo=0.0, lo_open=True))

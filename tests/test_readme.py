@@ -1,0 +1,32 @@
+"""README stays true: its example runs, and CI runs its test command verbatim."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _bash_commands():
+    block = re.search(r"## Two commands\n.*?```bash\n(.*?)```", README, re.S).group(1)
+    return [line for line in block.splitlines() if line and not line.startswith("#")]
+
+
+def test_readme_has_exactly_two_setup_commands():
+    commands = _bash_commands()
+    assert len(commands) == 2
+    assert commands[0].endswith("refimpl tutorials")
+    assert commands[1].endswith("pytest")
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    marker = next(i for i, line in enumerate(ci) if "README-TEST-COMMAND" in line)
+    assert ci[marker + 1] == _bash_commands()[1]
+
+
+def test_readme_python_example_runs():
+    code = re.search(r"## A first look\n.*?```python\n(.*?)```", README, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})  # the example ends with its own assert
