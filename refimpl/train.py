@@ -120,6 +120,7 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, w, lrs, steps_per_epoch,
     w_adv = np.empty(d)
     g_adv = np.empty(d)
     g_descent = np.empty(d)
+    w_before = np.empty(d)  # to hand back the last finite iterate if an update overflows
     S = np.zeros((6, d))
     R = np.zeros(6)
     count = 0
@@ -142,6 +143,7 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, w, lrs, steps_per_epoch,
             return t, evals, product, clipped
         losses[t] = loss
         grad_norms[t] = l2_norm(g)
+        w_before[:] = w
         if sam == NO_SAM:
             clipped += base_kernel(base, base_hp, base_flags, w, g, S, R, count, lrs[t])
         else:
@@ -158,6 +160,7 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, w, lrs, steps_per_epoch,
                 clipped += base_kernel(base, base_hp, base_flags, w, g_adv, S, R, count, lrs[t])
         count += 1
         if not all_finite(w):
+            w[:] = w_before
             return t, evals, product, clipped
         n = t + 1
         epoch_end = steps_per_epoch > 0 and n % steps_per_epoch == 0
@@ -293,10 +296,9 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
             debias_kernel(ema, product, final_average)
         else:
             final_average[:] = ema
-    if diverged:  # keep the finite prefix only
+    if diverged:  # keep the finite prefix only; w is the iterate after `done` steps
         losses, grad_norms = losses[:done], grad_norms[:done]
         params, averages = params[: done + 1 if rows else 0], averages[: done + 1 if rows else 0]
-        w = params[done].copy() if rows else w
     return Record(
         steps=int(done), losses=_ro(losses), grad_norms=_ro(grad_norms), grad_evals=int(evals),
         w=_ro(w), average=None if final_average is None else _ro(final_average),

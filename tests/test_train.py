@@ -150,6 +150,10 @@ def test_divergence_raises_or_stops():
     assert rec.diverged and 0 < rec.steps < 3000
     assert np.all(np.isfinite(rec.losses)) and np.all(np.isfinite(rec.params))
     assert rec.params.shape == (rec.steps + 1, 1) and rec.losses.shape == (rec.steps,)
+    assert np.array_equal(rec.w, rec.params[-1])
+    # without recorded params the final w is still the last finite iterate
+    assert np.array_equal(r.train(problem, opt, w0=np.array([1.0]), steps=3000,
+                                  on_divergence="stop").w, rec.w)
     # the exact iterates are w_t = (-2)^t until the loss overflows
     assert np.array_equal(rec.params[:50, 0], (-2.0) ** np.arange(50))
     # stepping by hand stops at the same step with FloatingPointError
@@ -202,3 +206,15 @@ def test_train_rejects_bad_problem_optimizer_and_w0():
         r.train(NQM, r.SwitchEMA(r.SGD()), w0=W0, steps=10)
     with pytest.raises(ValueError, match="schedule has 60 entries"):
         r.train(NQM, BASES["sgd-nesterov-schedule"], w0=W0, steps=61)
+
+
+def test_overflowing_update_stops_with_the_last_finite_iterate():
+    """Finite loss and gradient, but lr * g overflows: the loop stops at that step and
+    hands back the iterate before it; the step API raises FloatingPointError."""
+    problem = r.Quadratic(np.array([[1.0]]))
+    opt = r.SGD(lr=1e300)
+    w0 = np.array([1e10])  # g = 1e10, lr * g = inf
+    rec = r.train(problem, opt, w0=w0, steps=5, on_divergence="stop")
+    assert rec.diverged and rec.steps == 0 and np.array_equal(rec.w, w0)
+    with pytest.raises(FloatingPointError, match="non-finite parameters"):
+        opt.step(w0, opt.init(w0), problem.grad_fn())
