@@ -30,7 +30,8 @@ Switch EMA (Li et al., "Switch EMA: A Free Lunch for Better Flatness and Sharpne
 the same EMA plus a switch ``w <- average`` at the end of every ``switch_every``-th
 epoch (``switch_unit="epoch"``, signalled by ``step(..., epoch_end=True)``) or after
 every ``switch_every``-th step (``switch_unit="step"``), once the count exceeds
-``switch_start``. The EMA buffer is never reset. The wrapped optimizer's state
+``switch_start``. With ``start="zeros"`` a switch that falls before the first EMA update
+(possible with ``update_every > 1``) is skipped: nothing has been averaged yet. The EMA buffer is never reset. The wrapped optimizer's state
 (momentum, Adam moments) is kept by default (``on_switch="keep"``) or re-initialised
 (``on_switch="reset"``, as Lookahead-style designs do); the learning-rate schedule
 keeps counting either way.
@@ -209,7 +210,10 @@ class EMA:
             ema_update_kernel(ema, w_new, decay)
             product = product * decay
         new_state = EMAState(n, epoch, ema, product, inner)
-        if self._switch_due(n, epoch, epoch_end):
+        # a zero-started EMA has averaged nothing before its first update (at
+        # n = update_every): there is no average to switch to, so the switch is skipped
+        averaged = self.start == "copy" or n >= self.update_every
+        if averaged and self._switch_due(n, epoch, epoch_end):
             w_new = self.average(new_state)
             if self.on_switch == "reset":
                 new_state = new_state._replace(inner=self.inner.reset(inner))
