@@ -9,8 +9,9 @@ When the batch size grows from B to kappa * B, the rule keeps the training dynam
   rule says so);
 * SGD: ``lr -> kappa * lr``, momentum kept (the linear scaling rule);
 * Adam-like (Adam, FAME; Malladi et al. 2022, square-root rule): ``lr -> sqrt(kappa) lr``,
-  every beta ``b -> b ** kappa`` (equal to ``1 - kappa (1 - b)`` to first order and always
-  in [0, 1)), ``eps -> eps / sqrt(kappa)``;
+  every beta ``b -> b ** kappa`` (equal to ``1 - kappa (1 - b)`` to first order, and in
+  [0, 1) for kappa >= 1; for kappa < 1 a decay within an ulp of 1 can round to 1.0, which
+  is refused with a ValueError), ``eps -> eps / sqrt(kappa)``;
 * SAM's radius ``rho`` has no published rule: it is kept, and said so.
 
 ``update_every`` is kept: an EMA updated every k steps then updates kappa times less
@@ -45,8 +46,17 @@ from refimpl.schedules import Schedule, as_schedule
 def scale_decay(decay: float, kappa: float) -> float:
     """The EMA Scaling Rule for one decay: ``decay ** kappa``."""
     decay = _validate.real("decay", decay, lo=0.0, hi=1.0, hi_open=True)
-    kappa = _check_kappa(kappa)
-    return decay ** kappa
+    return _power("decay", decay, _check_kappa(kappa))
+
+
+def _power(name: str, decay: float, kappa: float) -> float:
+    """``decay ** kappa``, refusing the one case where it leaves [0, 1): for kappa < 1 a
+    decay within an ulp of 1 rounds to exactly 1.0 (an EMA that never moves)."""
+    scaled = decay ** kappa
+    if scaled >= 1.0:
+        raise ValueError(f"{name}={decay!r} ** kappa={kappa!r} rounds to 1.0, which is not a "
+                         "valid decay; use kappa >= 1 or a decay further from 1")
+    return scaled
 
 
 def scale_optimizer(optimizer, kappa: float):
@@ -63,13 +73,15 @@ def scale_optimizer(optimizer, kappa: float):
         root = math.sqrt(kappa)
         return dataclasses.replace(
             optimizer, lr=_scale_schedule(optimizer.lr, kappa, root),
-            beta1=optimizer.beta1 ** kappa, beta2=optimizer.beta2 ** kappa,
+            beta1=_power("beta1", optimizer.beta1, kappa),
+            beta2=_power("beta2", optimizer.beta2, kappa),
             eps=optimizer.eps / root)
     if isinstance(optimizer, FAME):
         root = math.sqrt(kappa)
         return dataclasses.replace(
             optimizer, lr=_scale_schedule(optimizer.lr, kappa, root),
-            **{f"beta{i}": getattr(optimizer, f"beta{i}") ** kappa for i in range(1, 6)},
+            **{f"beta{i}": _power(f"beta{i}", getattr(optimizer, f"beta{i}"), kappa)
+               for i in range(1, 6)},
             eps=optimizer.eps / root)
     if isinstance(optimizer, SAM):
         return dataclasses.replace(optimizer, base=scale_optimizer(optimizer.base, kappa))
@@ -81,8 +93,8 @@ def scale_optimizer(optimizer, kappa: float):
                 "warmup=None, or build the scaled warm-up yourself")
         changes = dict(
             inner=scale_optimizer(optimizer.inner, kappa),
-            decay=optimizer.decay ** kappa,
-            min_decay=min(optimizer.min_decay, optimizer.decay ** kappa),  # unused without warm-up
+            decay=_power("decay", optimizer.decay, kappa),
+            min_decay=min(optimizer.min_decay, _power("decay", optimizer.decay, kappa)),  # unused without warm-up
         )
         if isinstance(optimizer, SwitchEMA) and optimizer.switch_unit == "step":
             changes["switch_every"] = _scale_count("switch_every", optimizer.switch_every, kappa, lo=1)
