@@ -20,9 +20,12 @@ Norms are global L2 norms over all parameters, summed in index order. Weight dec
 belongs to the base optimizer: it is added at ``w`` after the rescale and is not rescaled.
 
 Edge case, named so that it is never a silent NaN: when a denominator is exactly zero
-(only possible with ``eps=0`` and a zero gradient) the scale factor is taken as 0, so
-``e = 0`` (SAM) and ``g_ssam = 0`` (StableSAM). optax's SAM, which has no eps, would
-return NaN there.
+(only possible with ``eps=0`` and a zero gradient, or one whose squares all underflow to
+zero, every |g_i| below about 1.5e-162) the scale factor is taken as 0, so ``e = 0``
+(SAM) and ``g_ssam = 0`` (StableSAM). optax's SAM, which has no eps, would return NaN
+there. The norms are plain sums of squares, so they overflow once the sum exceeds
+~1.8e308 (|g| above about 1e154): the normalized and adaptive ascents are then 0
+(rho / inf), and StableSAM raises FloatingPointError (inf / inf), as the loop does.
 
 ``StableSAM`` is named so in code because "SSAM" also names Sparse SAM.
 """
@@ -36,7 +39,7 @@ import numpy as np
 
 from refimpl import _validate
 from refimpl._jit import kernel
-from refimpl._kernels import add_into, l2_norm, weighted_l2_norm
+from refimpl._kernels import add_into, all_finite, l2_norm, weighted_l2_norm
 from refimpl.optimizers.adam import Adam
 from refimpl.optimizers.base import StepInfo, check_wrappable
 from refimpl.optimizers.fame import FAME
@@ -157,4 +160,10 @@ class StableSAM(SAM):
     def _descent_gradient(self, w, w_adv, g, g_adv):
         out = np.empty_like(g_adv)
         stable_rescale_kernel(w, w_adv, g, g_adv, self.eps, self.ascent == "adaptive", out)
+        if not all_finite(out):
+            # Both norms overflowed (sum of squares > ~1.8e308): inf / inf. The training
+            # loop reports this as divergence; so does the step API.
+            raise FloatingPointError(
+                "StableSAM's rescaled gradient is not finite: the gradient norms overflowed "
+                "(the run has diverged)")
         return out
