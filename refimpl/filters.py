@@ -65,10 +65,10 @@ def _chain_kernel(x, b1, b3, b4, order, debias, out):
         out[t] = y / r if debias else y
 
 
-def _run(name, x, decays, order, debias):
+def _run(x, decays, names, order, debias):
     x = _validate.vector("x", x)
-    for i, b in enumerate(decays):
-        _validate.real(("b1", "b3", "b4")[i], b, lo=0.0, hi=1.0, hi_open=True)
+    for name, b in zip(names, decays):
+        _validate.real(name, b, lo=0.0, hi=1.0, hi_open=True)
     _validate.flag("debias", debias)
     b1 = float(decays[0])
     b3 = float(decays[1]) if len(decays) > 1 else b1
@@ -80,21 +80,22 @@ def _run(name, x, decays, order, debias):
 
 def ema(x, decay: float, *, debias: bool = False) -> np.ndarray:
     """Zero-started EMA of the signal ``x`` (T,): ``m_t = decay m_{t-1} + (1 - decay) x_t``."""
-    return _run("ema", x, (decay,), 1, debias)
+    return _run(x, (decay,), ("decay",), 1, debias)
 
 
 def dema(x, decay: float, *, debias: bool = False) -> np.ndarray:
     """Zero-started DEMA ``2 m1 - m2`` with one decay for both EMAs."""
-    return _run("dema", x, (decay, decay), 2, debias)
+    return _run(x, (decay, decay), ("decay", "decay"), 2, debias)
 
 
 def tema(x, b1: float, b3: float | None = None, b4: float | None = None, *,
          debias: bool = False) -> np.ndarray:
-    """Zero-started TEMA ``3 m1 - 3 m2 + m3``; ``b3``, ``b4`` default to ``b1``
-    (classical TEMA); FAME's mixed decays are ``tema(x, 0.9, 0.5, 0.5)``."""
+    """Zero-started TEMA ``3 m1 - 3 m2 + m3``; ``b3`` defaults to ``b1`` and ``b4`` to
+    ``b3`` (so ``tema(x, b)`` is the classical TEMA); FAME's mixed decays are
+    ``tema(x, 0.9, 0.5, 0.5)``."""
     b3 = b1 if b3 is None else b3
     b4 = b3 if b4 is None else b4
-    return _run("tema", x, (b1, b3, b4), 3, debias)
+    return _run(x, (b1, b3, b4), ("b1", "b3", "b4"), 3, debias)
 
 
 def lag(decay: float) -> float:
@@ -106,4 +107,6 @@ def lag(decay: float) -> float:
 def tema_lag(b1: float, b3: float, b4: float) -> float:
     """Steady-state lag of the mixed-decay TEMA: ``L(b1) - 2 L(b3) + L(b4)`` (SPEC 8,
     TEMA-lag; derived in proofs/)."""
+    for name, b in (("b1", b1), ("b3", b3), ("b4", b4)):
+        _validate.real(name, b, lo=0.0, hi=1.0, hi_open=True)
     return lag(b1) - 2.0 * lag(b3) + lag(b4)

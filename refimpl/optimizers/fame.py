@@ -24,6 +24,7 @@ b3 = b4 = 0 this is exactly Adam, bit for bit.
 placement were not published): TEMA on both moments with five decays, the m-chain
 (b1, b3, b5) over g and the v-chain (b2, b4, b5) over g * g::
 
+    v1     <- b2 v1 + (1 - b2) g * g   (Adam's order of operations: ((1 - b2) g) g)
     m_tema <- 3 m1 - 3 m2 + m3,   v_tema <- 3 v1 - 3 v2 + v3
     denom  <- sqrt(max(v_tema, 0)) / sqrt(c2_t) + eps
     w      <- w - (lr / c1_t) * (m_tema / denom)
@@ -32,7 +33,9 @@ placement were not published): TEMA on both moments with five decays, the m-chai
 constant 1; ``debias="adam"``: ``1 - b1**t`` and ``1 - b2**t``. The guard
 ``max(v_tema, 0)`` is needed because TEMA's impulse response has negative lobes: after
 a gradient spike v_tema can go negative. ``FAMEFullState.v_clipped`` counts how often
-the guard fired.
+the guard fired. With b3 = b4 = b5 = 0 and ``debias="adam"`` this is Adam, bit for bit
+(hence v1 is computed in Adam's order, not as ``ema_step(v1, g * g, b2)``, which rounds
+differently).
 """
 
 from __future__ import annotations
@@ -135,8 +138,7 @@ def fame_full_kernel(w, m1, m2, m3, v1, v2, v3, response, g, lr, b1, b2, b3, b4,
         m1[i] = ema_step(m1[i], gi, b1)
         m2[i] = ema_step(m2[i], m1[i], b3)
         m3[i] = ema_step(m3[i], m2[i], b5)
-        g2 = gi * gi
-        v1[i] = ema_step(v1[i], g2, b2)
+        v1[i] = b2 * v1[i] + (1.0 - b2) * gi * gi  # Adam's order: ((1 - b2) g) g
         v2[i] = ema_step(v2[i], v1[i], b4)
         v3[i] = ema_step(v3[i], v2[i], b5)
         m_tema = tema_combine(m1[i], m2[i], m3[i])
