@@ -96,7 +96,8 @@ def base_kernel(kind, hp, flags, w, g, S, R, count, lr):
                              hp[3], hp[5], hp[6], flags[1] != 0, flags[2] != 0, t)
         return 0
     return fame_full_kernel(w, S[0], S[1], S[2], S[3], S[4], S[5], R, g, lr, hp[0], hp[1],
-                            hp[2], hp[3], hp[4], hp[5], hp[6], flags[1] != 0, flags[2] != 0, t)
+                            hp[2], hp[3], hp[4], hp[5], hp[6], flags[1] != 0, flags[2] != 0,
+                            flags[3] != 0, t)
 
 
 @kernel

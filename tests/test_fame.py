@@ -63,9 +63,10 @@ def ref_official(w, s, g, lr, b1, b2, b3, b4, eps, wd, maximize, exact):
     return w, dict(count=s["count"] + 1, m1=m1, m2=m2, m3=m3, v=v, r=r)
 
 
-def ref_full(w, s, g, lr, b1, b2, b3, b4, b5, eps, wd, maximize, exact):
-    """Scalar reading of full FAME (TEMA on both moments, guard max(v_tema, 0));
-    returns new w, s and how many elements were clipped."""
+def ref_full(w, s, g, lr, b1, b2, b3, b4, b5, eps, wd, maximize, exact, guard="adam"):
+    """Scalar reading of full FAME (TEMA on both moments; guard "adam": the debiased
+    TEMA second moment never below Adam's, or "zero": max(v_tema, 0)); returns new w,
+    s and how many elements the guard changed."""
     t = float(s["count"] + 1)
     r = list(s["r"])
     if exact:
@@ -80,6 +81,7 @@ def ref_full(w, s, g, lr, b1, b2, b3, b4, b5, eps, wd, maximize, exact):
         c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
     step_size = lr / c1
     c2_sqrt = math.sqrt(c2)
+    adam_sqrt = math.sqrt(1.0 - b2 ** t)
     w, m1, m2, m3, v1, v2, v3 = (list(a) for a in (w, s["m1"], s["m2"], s["m3"], s["v1"], s["v2"], s["v3"]))
     clipped = 0
     for i in range(len(w)):
@@ -93,9 +95,15 @@ def ref_full(w, s, g, lr, b1, b2, b3, b4, b5, eps, wd, maximize, exact):
         v2[i] = _ema(v2[i], v1[i], b4)
         v3[i] = _ema(v3[i], v2[i], b5)
         v_tema = _tema(v1[i], v2[i], v3[i])
-        if v_tema < 0.0:
-            v_tema, clipped = 0.0, clipped + 1
-        denom = math.sqrt(v_tema) / c2_sqrt + eps
+        if guard == "adam":
+            d = math.sqrt(max(v_tema, 0.0)) / c2_sqrt
+            if d < math.sqrt(v1[i]) / adam_sqrt:
+                d, clipped = math.sqrt(v1[i]) / adam_sqrt, clipped + 1
+        else:
+            if v_tema < 0.0:
+                v_tema, clipped = 0.0, clipped + 1
+            d = math.sqrt(v_tema) / c2_sqrt
+        denom = d + eps
         w[i] = w[i] - step_size * (_tema(m1[i], m2[i], m3[i]) / denom)
     return w, dict(count=s["count"] + 1, m1=m1, m2=m2, m3=m3, v1=v1, v2=v2, v3=v3, r=r), clipped
 
@@ -214,19 +222,19 @@ def test_official_equals_scalar_reference_bitwise(steps, data, beta3, beta4, exa
 
 
 @given(steps=st.integers(1, 12), data=st.data(), beta3=decays, beta4=decays, beta5=decays,
-       exact=st.booleans(), **hyper)
-def test_full_equals_scalar_reference_bitwise(steps, data, beta3, beta4, beta5, exact, lr, beta1,
-                                              beta2, eps, weight_decay, maximize):
+       exact=st.booleans(), guard=st.sampled_from(["adam", "zero"]), **hyper)
+def test_full_equals_scalar_reference_bitwise(steps, data, beta3, beta4, beta5, exact, guard, lr,
+                                              beta1, beta2, eps, weight_decay, maximize):
     """Full FAME (our reconstruction) equals its scalar reading bit for bit, including
-    the guard count."""
+    the guard count, under both guards."""
     w, grads = _grads(data, steps)
     opt = FAME(lr=lr, beta1=beta1, beta2=beta2, beta3=beta3, beta4=beta4, beta5=beta5,
                eps=eps, weight_decay=weight_decay, maximize=maximize, variant="full",
-               debias="exact" if exact else "adam")
+               debias="exact" if exact else "adam", v_guard=guard)
     s, rw, rs, clipped = opt.init(w), w.tolist(), fresh(w.shape[0], full=True), 0
     for g in grads:
         rw, rs, c = ref_full(rw, rs, g.tolist(), lr, beta1, beta2, beta3, beta4, beta5, eps,
-                             weight_decay, maximize, exact)
+                             weight_decay, maximize, exact, guard)
         clipped += c
         if not all(math.isfinite(x) for x in rw):
             with pytest.raises(FloatingPointError):
@@ -377,7 +385,7 @@ def test_debias_defaults_and_their_effect():
 
 # ------------------------------------------------------------------ full FAME's guard
 
-def test_full_guard_clamps_negative_v_tema_after_a_spike():
+def test_zero_guard_clamps_negative_v_tema_after_a_spike():
     """Classical TEMA(0.9) on both chains (all five decays 0.9): coordinate 0 sees a
     spike g = 10 then zeros; the v-chain's TEMA impulse response has a negative lobe,
     so v_tema = 3 v1 - 3 v2 + v3 turns negative. Coordinate 1 sees a constant 1 (its
@@ -386,13 +394,14 @@ def test_full_guard_clamps_negative_v_tema_after_a_spike():
     every step equals the scalar formula with max(v_tema, 0) bit for bit, and on a
     clipped step the displacement is exactly (lr / c1_t) * m_tema / eps."""
     b, lr, eps = 0.9, 1e-3, 1e-8
-    opt = FAME(lr=lr, beta1=b, beta2=b, beta3=b, beta4=b, beta5=b, eps=eps, variant="full")
+    opt = FAME(lr=lr, beta1=b, beta2=b, beta3=b, beta4=b, beta5=b, eps=eps, variant="full",
+               v_guard="zero")
     w = np.zeros(2)
     s, rw, rs = opt.init(w), w.tolist(), fresh(2, full=True)
     negative_steps = 0
     for t in range(60):
         g = np.array([10.0 if t == 0 else 0.0, 1.0])
-        rw, rs, _ = ref_full(rw, rs, g.tolist(), lr, b, b, b, b, b, eps, 0.0, False, True)
+        rw, rs, _ = ref_full(rw, rs, g.tolist(), lr, b, b, b, b, b, eps, 0.0, False, True, "zero")
         w_old, (w, s) = w, opt.update(w, s, g)
         assert np.array_equal(w, rw) and np.all(np.isfinite(w))
         raw = 3.0 * s.v1 - 3.0 * s.v2 + s.v3
@@ -404,6 +413,54 @@ def test_full_guard_clamps_negative_v_tema_after_a_spike():
             m_tema = 3.0 * s.m1[0] - 3.0 * s.m2[0] + s.m3[0]
             assert w[0] == w_old[0] - (lr / c1) * (m_tema / eps)
     assert negative_steps > 0 and s.v_clipped == negative_steps
+
+
+def _spike_run(guard, steps=40):
+    b = 0.9
+    opt = FAME(lr=1e-3, beta1=b, beta2=b, beta3=b, beta4=b, beta5=b, variant="full", v_guard=guard)
+    w, s, traj = np.zeros(1), opt.init(np.zeros(1)), []
+    for t in range(steps):
+        g = np.array([10.0 if t == 0 else 0.0])
+        w_old = w
+        w, s = opt.update(w, s, g)
+        traj.append(w[0] - w_old[0])
+    return np.array(traj), s
+
+
+def test_zero_guard_blows_up_after_a_spike_and_adam_guard_does_not():
+    """Why v_guard="adam" is the default: after a spike g = 10 and zero gradients, with all
+    decays 0.9, max(v_tema, 0) lets the denominator collapse to eps and one step exceeds
+    1000 (lr = 1e-3, so a million times lr), while the "adam" guard keeps every step at
+    most Adam's bound |step| <= lr * |m_tema| / (sqrt(v1) / sqrt(1 - b2^t)) and in
+    particular below 10 lr here."""
+    zero, _ = _spike_run("zero")
+    assert np.max(np.abs(zero)) > 1000.0
+    adam, s = _spike_run("adam")
+    assert np.max(np.abs(adam)) < 10 * 1e-3 and s.v_clipped > 0
+
+
+@pytest.mark.parametrize("guard", ["adam", "zero"])
+def test_full_with_first_ema_only_is_adam_under_both_guards(guard):
+    """b3 = b4 = b5 = 0, debias="adam": v_tema = v1 and the "adam" guard compares the value
+    with itself (never fires); both guards give Adam's steps bit for bit."""
+    rng = np.random.default_rng(0)
+    full = FAME(lr=1e-2, beta3=0.0, beta4=0.0, beta5=0.0, variant="full", debias="adam",
+                v_guard=guard)
+    adam = Adam(lr=1e-2)
+    w, sf, sa = rng.standard_normal(4), None, None
+    wf, wa = w, w
+    sf, sa = full.init(w), adam.init(w)
+    for _ in range(20):
+        g = rng.standard_normal(4)
+        wf, sf = full.update(wf, sf, g)
+        wa, sa = adam.update(wa, sa, g)
+        assert np.array_equal(wf, wa)
+    assert sf.v_clipped == 0
+
+
+def test_v_guard_is_validated():
+    with pytest.raises(ValueError, match="v_guard"):
+        FAME(variant="full", v_guard="none")
 
 
 # ------------------------------------------------------------------- reset and state

@@ -53,7 +53,7 @@ def _fame_full(rng):
             np.zeros(6), _vec(rng) * 10, float(rng.uniform(0, 0.1)), 0.9, 0.999,
             float(rng.uniform(0, 0.99)), float(rng.uniform(0, 0.99)), float(rng.uniform(0, 0.99)),
             1e-8, float(rng.uniform(0, 0.1)), bool(rng.integers(2)), bool(rng.integers(2)),
-            float(rng.integers(1, 50)))
+            bool(rng.integers(2)), float(rng.integers(1, 50)))
 
 
 def _train(rng):
@@ -64,7 +64,7 @@ def _train(rng):
     base = int(rng.integers(3))
     base_hp = {0: np.array([0.9, 0.0, 0.01]), 1: np.array([0.9, 0.999, 1e-8, 0.0]),
                2: np.array([0.9, 0.999, 0.5, 0.5, 0.5, 1e-8, 0.0])}[base]
-    base_flags = {0: np.array([1, 0, 0]), 1: np.array([0]), 2: np.array([int(rng.integers(2)), 0, 1])}[base]
+    base_flags = {0: np.array([1, 0, 0]), 1: np.array([0]), 2: np.array([int(rng.integers(2)), 0, 1, int(rng.integers(2))])}[base]
     return (problem, H, _pos(rng)[:d], rng.standard_normal(d), _pos(rng)[:d],
             rng.standard_normal((steps, d)), rng.standard_normal(d), np.full(steps, 0.01), 5,
             base, base_hp, base_flags.astype(np.int64), int(rng.integers(3)), 0.05, 1e-12,

@@ -26,14 +26,24 @@ placement were not published): TEMA on both moments with five decays, the m-chai
 
     v1     <- b2 v1 + (1 - b2) g * g   (Adam's order of operations: ((1 - b2) g) g)
     m_tema <- 3 m1 - 3 m2 + m3,   v_tema <- 3 v1 - 3 v2 + v3
-    denom  <- sqrt(max(v_tema, 0)) / sqrt(c2_t) + eps
+    d_tema <- sqrt(max(v_tema, 0)) / sqrt(c2_t)
+    denom  <- max(d_tema, sqrt(v1) / sqrt(1 - b2**t)) + eps     v_guard="adam" (default)
+            = d_tema + eps                                      v_guard="zero"
     w      <- w - (lr / c1_t) * (m_tema / denom)
 
 ``debias="exact"`` (default for "full"): c1_t, c2_t are the two chains' responses to a
-constant 1; ``debias="adam"``: ``1 - b1**t`` and ``1 - b2**t``. The guard
-``max(v_tema, 0)`` is needed because TEMA's impulse response has negative lobes: after
-a gradient spike v_tema can go negative. ``FAMEFullState.v_clipped`` counts how often
-the guard fired. With b3 = b4 = b5 = 0 and ``debias="adam"`` this is Adam, bit for bit
+constant 1; ``debias="adam"``: ``1 - b1**t`` and ``1 - b2**t``.
+
+The guard is needed because TEMA's impulse response has negative lobes: after a gradient
+spike v_tema falls below zero, and just before that it is tiny but positive. Clamping
+at zero alone (``v_guard="zero"``) keeps the square root real but lets the step grow to
+``lr * m_tema / eps``: with all five decays 0.9, a spike g = 10 followed by zero gradients
+sends w from about -0.004 to +3254 at step 14. The default ``v_guard="adam"`` never lets
+the debiased TEMA second moment fall below Adam's own debiased estimate (the v-chain's
+first EMA), so a step is never larger than Adam's step with the same m_tema.
+``FAMEFullState.v_clipped`` counts the elements where the guard changed the value.
+
+With b3 = b4 = b5 = 0 and ``debias="adam"`` this is Adam, bit for bit, under either guard
 (hence v1 is computed in Adam's order, not as ``ema_step(v1, g * g, b2)``, which rounds
 differently).
 """
@@ -54,6 +64,7 @@ from refimpl.schedules import Schedule, as_schedule
 
 VARIANTS = ("official", "full")
 DEBIAS = ("adam", "exact")
+V_GUARDS = ("adam", "zero")
 
 
 class FAMEState(NamedTuple):
@@ -114,8 +125,8 @@ def fame_official_kernel(w, m1, m2, m3, v, response, g, lr, b1, b2, b3, b4, eps,
 
 @kernel
 def fame_full_kernel(w, m1, m2, m3, v1, v2, v3, response, g, lr, b1, b2, b3, b4, b5,
-                     eps, weight_decay, maximize, exact_debias, t):
-    """One full-FAME step in place; returns how many elements the v guard clipped."""
+                     eps, weight_decay, maximize, exact_debias, guard_adam, t):
+    """One full-FAME step in place; returns how many elements the v guard changed."""
     if exact_debias:
         response[0] = ema_step(response[0], 1.0, b1)
         response[1] = ema_step(response[1], response[0], b3)
@@ -130,6 +141,7 @@ def fame_full_kernel(w, m1, m2, m3, v1, v2, v3, response, g, lr, b1, b2, b3, b4,
         v_correction = 1.0 - b2 ** t
     step_size = lr / m_correction
     v_correction_sqrt = math.sqrt(v_correction)
+    adam_correction_sqrt = math.sqrt(1.0 - b2 ** t)
     clipped = 0
     for i in range(w.shape[0]):
         gi = -g[i] if maximize else g[i]
@@ -143,10 +155,18 @@ def fame_full_kernel(w, m1, m2, m3, v1, v2, v3, response, g, lr, b1, b2, b3, b4,
         v3[i] = ema_step(v3[i], v2[i], b5)
         m_tema = tema_combine(m1[i], m2[i], m3[i])
         v_tema = tema_combine(v1[i], v2[i], v3[i])
-        if v_tema < 0.0:
-            v_tema = 0.0
-            clipped += 1
-        denom = math.sqrt(v_tema) / v_correction_sqrt + eps
+        if guard_adam:
+            d_tema = math.sqrt(max(v_tema, 0.0)) / v_correction_sqrt
+            d_adam = math.sqrt(v1[i]) / adam_correction_sqrt
+            if d_tema < d_adam:
+                d_tema = d_adam
+                clipped += 1
+        else:
+            if v_tema < 0.0:
+                v_tema = 0.0
+                clipped += 1
+            d_tema = math.sqrt(v_tema) / v_correction_sqrt
+        denom = d_tema + eps
         w[i] = w[i] - step_size * (m_tema / denom)
     return clipped
 
@@ -166,6 +186,8 @@ class FAME(BaseOptimizer):
     variant : "official" (default) or "full".
     debias : "adam" (``1 - b**t``) or "exact" (the chain's response to a constant);
         default "adam" for "official" (the authors' code), "exact" for "full".
+    v_guard : "full" only: "adam" (default; the TEMA second moment never below Adam's)
+        or "zero" (``max(v_tema, 0)`` only; can take steps up to ``lr * m / eps``).
     """
 
     lr: Schedule | float = 1e-3
@@ -179,6 +201,7 @@ class FAME(BaseOptimizer):
     maximize: bool = False
     variant: str = "official"
     debias: str | None = None
+    v_guard: str = "adam"
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -192,6 +215,7 @@ class FAME(BaseOptimizer):
         if self.debias is None:
             set_(self, "debias", "adam" if self.variant == "official" else "exact")
         _validate.choice("debias", self.debias, DEBIAS)
+        _validate.choice("v_guard", self.v_guard, V_GUARDS)
 
     def init(self, w):
         w = _validate.vector("w", w)
@@ -228,7 +252,8 @@ class FAME(BaseOptimizer):
                                      state.v3, state.response)]
         clipped = fame_full_kernel(w_new, *arrays, g, lr, self.beta1, self.beta2,
                                    self.beta3, self.beta4, self.beta5, self.eps,
-                                   self.weight_decay, self.maximize, exact, t)
+                                   self.weight_decay, self.maximize, exact,
+                                   self.v_guard == "adam", t)
         return self._checked(w_new), FAMEFullState(state.step + 1, state.count + 1, *arrays,
                                     state.v_clipped + clipped)
 
@@ -236,5 +261,5 @@ class FAME(BaseOptimizer):
         hp = np.array([self.beta1, self.beta2, self.beta3, self.beta4, self.beta5,
                        self.eps, self.weight_decay])
         flags = np.array([VARIANTS.index(self.variant), self.maximize,
-                          self.debias == "exact"], dtype=np.int64)
+                          self.debias == "exact", self.v_guard == "adam"], dtype=np.int64)
         return hp, flags
