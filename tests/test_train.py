@@ -139,6 +139,7 @@ def test_w0_not_mutated_and_zero_steps():
     assert rec.steps == 0 and rec.losses.shape == (0,) and np.array_equal(rec.w, W0)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # NUMBA_DISABLE_JIT=1
 def test_divergence_raises_or_stops():
     """GD on lam = 3 diverges for lr > 2/3: the loop names the step or returns the prefix."""
     problem = r.Quadratic(np.array([[3.0]]))
