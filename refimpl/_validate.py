@@ -62,6 +62,23 @@ def vector(name: str, value, *, size: int | None = None) -> np.ndarray:
     view is a TypeError, because a reference implementation must not hide a cast or a
     copy from the user. The array itself is returned (callers copy before writing).
     """
+    _float_array(name, value, 1, "1-D (one flat parameter vector)")
+    if size is not None and value.shape[0] != size:
+        raise ValueError(f"{name} must have length {size}, got {value.shape[0]}")
+    _nonempty_finite(name, value)
+    return value
+
+
+def matrix(name: str, value, *, shape=None) -> np.ndarray:
+    """Check that ``value`` is a 2-D, C-contiguous, non-empty, finite float64 array."""
+    _float_array(name, value, 2, "2-D")
+    if shape is not None and value.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {value.shape}")
+    _nonempty_finite(name, value)
+    return value
+
+
+def _float_array(name: str, value, ndim: int, what: str) -> None:
     if not isinstance(value, np.ndarray):
         raise TypeError(
             f"{name} must be a numpy float64 array, got {type(value).__name__} "
@@ -69,36 +86,17 @@ def vector(name: str, value, *, size: int | None = None) -> np.ndarray:
         )
     if value.dtype != np.float64:
         raise TypeError(f"{name} must have dtype float64, got {value.dtype}")
-    if value.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one flat parameter vector), got shape {value.shape}")
+    if value.ndim != ndim:
+        raise ValueError(f"{name} must be {what}, got shape {value.shape}")
     if not value.flags.c_contiguous:
         raise TypeError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
-    if size is not None and value.shape[0] != size:
-        raise ValueError(f"{name} must have length {size}, got {value.shape[0]}")
-    if value.shape[0] == 0:
+
+
+def _nonempty_finite(name: str, value: np.ndarray) -> None:
+    if value.size == 0:
         raise ValueError(f"{name} must have at least one element")
     if not np.all(np.isfinite(value)):
         raise ValueError(f"{name} must be finite (found nan or inf)")
-    return value
-
-
-def matrix(name: str, value, *, shape=None) -> np.ndarray:
-    """Check that ``value`` is a 2-D, C-contiguous, finite float64 array."""
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"{name} must be a numpy float64 array, got {type(value).__name__}")
-    if value.dtype != np.float64:
-        raise TypeError(f"{name} must have dtype float64, got {value.dtype}")
-    if value.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {value.shape}")
-    if not value.flags.c_contiguous:
-        raise TypeError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
-    if shape is not None and value.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {value.shape}")
-    if value.size == 0:
-        raise ValueError(f"{name} must not be empty")
-    if not np.all(np.isfinite(value)):
-        raise ValueError(f"{name} must be finite (found nan or inf)")
-    return value
 
 
 def oracle_output(result, size: int) -> tuple[float, np.ndarray]:
