@@ -209,6 +209,7 @@ def test_train_rejects_bad_problem_optimizer_and_w0():
         r.train(NQM, BASES["sgd-nesterov-schedule"], w0=W0, steps=61)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # NUMBA_DISABLE_JIT=1
 def test_overflowing_update_stops_with_the_last_finite_iterate():
     """Finite loss and gradient, but lr * g overflows: the loop stops at that step and
     hands back the iterate before it; the step API raises FloatingPointError."""
