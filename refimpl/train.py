@@ -31,7 +31,7 @@ from refimpl.optimizers.adam import Adam, adam_kernel
 from refimpl.optimizers.ema import (EMA, WARMUPS, SwitchEMA, debias_kernel, ema_decay_kernel,
                                     ema_update_kernel, switch_due)
 from refimpl.optimizers.fame import FAME, fame_full_kernel, fame_official_kernel
-from refimpl.optimizers.sam import ADAPTIVE, ASCENTS, SAM, StableSAM, ascent_kernel, stable_rescale_kernel
+from refimpl.optimizers.sam import ADAPTIVE, ASCENTS, SAM, ascent_kernel, stable_rescale_kernel
 from refimpl.optimizers.sgd import SGD, sgd_kernel
 from refimpl.problems.quadratic import NoisyQuadratic, Quadratic, noisy_quadratic_kernel, quadratic_kernel
 
@@ -54,7 +54,7 @@ class Record:
     w : (d,) final parameters.  average : (d,) final EMA average, or None.
     params : (steps + 1, d) parameters after each step, row 0 = w0 (``record_params``).
     averages : (steps + 1, d) EMA averages likewise, or None.
-    v_clipped : how often full FAME's ``max(v_tema, 0)`` guard fired (0 otherwise).
+    v_clipped : how often full FAME's v guard changed a value (0 for other optimizers).
     diverged : True if a non-finite loss, gradient or parameter stopped the run.
     seed : the noise seed.
     """

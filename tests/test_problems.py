@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from refimpl._kernels import add_into, all_finite, l2_norm, weighted_l2_norm
 from refimpl.problems import NoisyQuadratic, Quadratic
-from tests.conftest import finite_floats, vectors
+from tests.conftest import vectors
 
 EPS = np.finfo(np.float64).eps
 

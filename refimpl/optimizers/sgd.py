@@ -25,7 +25,7 @@ With ``momentum == 0`` all three conventions are ``w <- w - lr * g``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
