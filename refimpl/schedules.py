@@ -57,15 +57,6 @@ class Schedule:
             return self.values[:steps].copy()
         return np.array([self.at(t) for t in range(steps)], dtype=np.float64)
 
-    def map(self, fn: Callable[[np.ndarray | float], object]) -> "Schedule":
-        """A new schedule with values ``fn(value)`` (used by the scaling rules)."""
-        if self.constant is not None:
-            return as_schedule(self.name, float(fn(self.constant)))
-        if self.values is not None:
-            return as_schedule(self.name, np.ascontiguousarray(fn(self.values), dtype=np.float64))
-        f = self.function
-        return as_schedule(self.name, lambda t: float(fn(f(t))))
-
     def __repr__(self) -> str:
         if self.constant is not None:
             return repr(self.constant)

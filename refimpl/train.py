@@ -31,7 +31,8 @@ from refimpl.optimizers.adam import Adam, adam_kernel
 from refimpl.optimizers.ema import (EMA, WARMUPS, SwitchEMA, debias_kernel, ema_decay_kernel,
                                     ema_update_kernel, switch_due)
 from refimpl.optimizers.fame import FAME, fame_full_kernel, fame_official_kernel
-from refimpl.optimizers.sam import ADAPTIVE, ASCENTS, SAM, ascent_kernel, stable_rescale_kernel
+from refimpl.optimizers.sam import (ADAPTIVE, ASCENTS, SAM, StableSAM, ascent_kernel,
+                                    stable_rescale_kernel)
 from refimpl.optimizers.sgd import SGD, sgd_kernel
 from refimpl.problems.quadratic import NoisyQuadratic, Quadratic, noisy_quadratic_kernel, quadratic_kernel
 
@@ -254,7 +255,7 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
     base_kind = {SGD: BASE_SGD, Adam: BASE_ADAM, FAME: BASE_FAME}[type(base)]
     base_hp, base_flags = base._loop_args()
     lrs = base.lr.array(steps)
-    sam_kind = NO_SAM if sam is None else (STABLE_SAM if sam._stable else PLAIN_SAM)
+    sam_kind = NO_SAM if sam is None else (STABLE_SAM if isinstance(sam, StableSAM) else PLAIN_SAM)
     rho = 0.0 if sam is None else sam.rho
     sam_eps = 0.0 if sam is None else sam.eps
     ascent = 0 if sam is None else ASCENTS.index(sam.ascent)

@@ -106,8 +106,6 @@ class SAM:
     ascent: str = "normalized"
     eps: float = 1e-12
 
-    _stable = False
-
     def __post_init__(self):
         check_wrappable("base", self.base, (SGD, Adam, FAME),
                         "SAM wraps a base optimizer; put EMA/SwitchEMA outside: EMA(SAM(SGD(...))).")
@@ -154,8 +152,6 @@ class StableSAM(SAM):
     """
 
     ascent: str = "unnormalized"
-
-    _stable = True
 
     def _descent_gradient(self, w, w_adv, g, g_adv):
         out = np.empty_like(g_adv)
