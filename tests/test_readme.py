@@ -24,7 +24,9 @@ def test_readme_has_exactly_two_setup_commands():
 def test_ci_runs_the_readme_test_command_verbatim():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     marker = next(i for i, line in enumerate(ci) if "README-TEST-COMMAND" in line)
-    assert ci[marker + 1] == _bash_commands()[1]
+    # the README's command verbatim, then "|| exit 1" so a failed install stops CI
+    marker_end = next(i for i in range(marker, len(ci)) if not ci[i].startswith("#"))
+    assert ci[marker_end] == _bash_commands()[1] + " || exit 1"
 
 
 def test_readme_python_example_runs():
