@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from refimpl.optimizers import EMA, FAME, SAM, SGD, Adam, SAMState, StableSAM
@@ -241,10 +241,13 @@ def test_adaptive_ascent_differs_from_other_asam_variants():
 
 @given(w=vectors(d_min=1, d_max=6, lo=-10.0, hi=10.0),
        b=st.floats(-5.0, 5.0), rho=st.floats(0.0, 2.0))
+@example(w=np.array([0.0]), b=0.25, rho=2.225073858507e-311)  # fuzz: subnormal rho
 def test_ascent_matches_formulas(w, b, rho):
     """All three ascents against NumPy's formulas on random points (oracle g = w + b):
     tolerance a few ulps times the size of e (the norm's sum order and the product
-    order differ from NumPy's)."""
+    order differ from NumPy's), plus a few subnormal spacings: below 2.2e-308 rounding
+    is absolute (each operation errs by up to half of 2^-1074), not relative, and the
+    kernel's g * (rho / n) and NumPy's (rho * g) / n round in different places."""
     g = w + b
     for ascent in ("normalized", "unnormalized", "adaptive"):
         calls = []
@@ -258,6 +261,7 @@ def test_ascent_matches_formulas(w, b, rho):
         else:
             expected = rho * w * w * g / (np.linalg.norm(np.abs(w) * g) + 1e-12)
         tol = 16 * len(w) * EPS * (np.abs(expected).max() + np.abs(w).max())
+        tol += 8 * np.finfo(np.float64).smallest_subnormal
         assert np.abs(e - expected).max() <= tol
 
 
