@@ -91,10 +91,11 @@ def scale_optimizer(optimizer, kappa: float):
                 f"scale_optimizer does not rescale EMA warm-up schedules (warmup="
                 f"{optimizer.warmup!r}): no published rule says how; scale an EMA with "
                 "warmup=None, or build the scaled warm-up yourself")
+        decay = _power("decay", optimizer.decay, kappa)
         changes = dict(
             inner=scale_optimizer(optimizer.inner, kappa),
-            decay=_power("decay", optimizer.decay, kappa),
-            min_decay=min(optimizer.min_decay, _power("decay", optimizer.decay, kappa)),  # unused without warm-up
+            decay=decay,
+            min_decay=min(optimizer.min_decay, decay),  # unused without warm-up
         )
         if isinstance(optimizer, SwitchEMA) and optimizer.switch_unit == "step":
             changes["switch_every"] = _scale_count("switch_every", optimizer.switch_every, kappa, lo=1)

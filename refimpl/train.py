@@ -174,9 +174,9 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, w, lrs, steps_per_epoch,
                                         warmup_hp[1], warmup_hp[2], warmup_hp[3], ema_ints[3])
                 ema_update_kernel(ema, w, rate)
                 product = product * rate
-            averaged = ema_ints[1] == 0 or n >= ema_ints[0]
-            if average == AVERAGE_SEMA and averaged and switch_due(
-                    n, epoch, epoch_end, ema_ints[4], ema_ints[5] != 0, ema_ints[6]):
+            if average == AVERAGE_SEMA and switch_due(n, epoch, epoch_end, ema_ints[4],
+                                                      ema_ints[5] != 0, ema_ints[6],
+                                                      ema_ints[1] != 0, ema_ints[0]):
                 if ema_ints[1]:
                     debias_kernel(ema, product, w)
                 else:

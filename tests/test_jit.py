@@ -105,7 +105,7 @@ CASES = {
         int(rng.integers(1, 30))),
     "refimpl.optimizers.ema.switch_due": lambda rng: (
         int(rng.integers(1, 40)), int(rng.integers(0, 10)), bool(rng.integers(2)), int(rng.integers(1, 4)),
-        bool(rng.integers(2)), int(rng.integers(0, 4))),
+        bool(rng.integers(2)), int(rng.integers(0, 4)), bool(rng.integers(2)), int(rng.integers(1, 4))),
     "refimpl.problems.quadratic.quadratic_kernel": lambda rng: (
         rng.standard_normal((D, D)), _vec(rng), _vec(rng), np.empty(D)),
     "refimpl.problems.quadratic.noisy_quadratic_kernel": lambda rng: (

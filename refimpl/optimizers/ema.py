@@ -31,7 +31,8 @@ the same EMA plus a switch ``w <- average`` at the end of every ``switch_every``
 epoch (``switch_unit="epoch"``, signalled by ``step(..., epoch_end=True)``) or after
 every ``switch_every``-th step (``switch_unit="step"``), once the count exceeds
 ``switch_start``. With ``start="zeros"`` a switch that falls before the first EMA update
-(possible with ``update_every > 1``) is skipped: nothing has been averaged yet. The EMA buffer is never reset. The wrapped optimizer's state
+(possible with ``update_every > 1``) is skipped: nothing has been averaged yet. The EMA
+buffer is never reset. The wrapped optimizer's state
 (momentum, Adam moments) is kept by default (``on_switch="keep"``) or re-initialised
 (``on_switch="reset"``, as Lookahead-style designs do); the learning-rate schedule
 keeps counting either way.
@@ -117,8 +118,13 @@ def ema_decay_kernel(n, decay, warmup, update_after_step, gamma, power, min_deca
 
 
 @kernel
-def switch_due(n, epoch, epoch_end, every, unit_is_step, start):
-    """Whether Switch EMA copies the average into ``w`` after step ``n``."""
+def switch_due(n, epoch, epoch_end, every, unit_is_step, start, zeros_start, update_every):
+    """Whether Switch EMA copies the average into ``w`` after step ``n``.
+
+    A zero-started EMA has averaged nothing before its first update (at
+    ``n = update_every``): there is no average to switch to, so no switch is due."""
+    if zeros_start and n < update_every:
+        return False
     if unit_is_step:
         return n % every == 0 and n > start
     return epoch_end and epoch % every == 0 and epoch > start
@@ -210,10 +216,7 @@ class EMA:
             ema_update_kernel(ema, w_new, decay)
             product = product * decay
         new_state = EMAState(n, epoch, ema, product, inner)
-        # a zero-started EMA has averaged nothing before its first update (at
-        # n = update_every): there is no average to switch to, so the switch is skipped
-        averaged = self.start == "copy" or n >= self.update_every
-        if averaged and self._switch_due(n, epoch, epoch_end):
+        if self._switch_due(n, epoch, epoch_end):
             w_new = self.average(new_state)
             if self.on_switch == "reset":
                 new_state = new_state._replace(inner=self.inner.reset(inner))
@@ -256,4 +259,5 @@ class SwitchEMA(EMA):
 
     def _switch_due(self, n, epoch, epoch_end) -> bool:
         return bool(switch_due(n, epoch, epoch_end, self.switch_every,
-                               self.switch_unit == "step", self.switch_start))
+                               self.switch_unit == "step", self.switch_start,
+                               self.start == "zeros", self.update_every))
