@@ -3,11 +3,11 @@ sharpness-aware optimizers (SGD, EMA, Switch EMA, SAM/ASAM/StableSAM, FAME) and 
 Scaling Rule. float64, deterministic, bit-reproducible for a given seed."""
 
 from refimpl.optimizers import (EMA, FAME, SAM, SGD, Adam, StableSAM, StepInfo, SwitchEMA)
-from refimpl.problems import NoisyQuadratic, Quadratic
+from refimpl.problems import MLP, MLPProblem, NoisyQuadratic, Quadratic
 from refimpl.schedules import as_schedule
 from refimpl.train import Record, train
 
 __version__ = "0.1.0"
 
 __all__ = ["SGD", "Adam", "FAME", "SAM", "StableSAM", "EMA", "SwitchEMA", "StepInfo",
-           "Quadratic", "NoisyQuadratic", "train", "Record", "as_schedule", "__version__"]
+           "Quadratic", "NoisyQuadratic", "MLP", "MLPProblem", "train", "Record", "as_schedule", "__version__"]

@@ -5,7 +5,8 @@ numba kernel (:func:`train_kernel`). It calls the very kernels that the public s
 calls, in the same order, so stepping by hand gives the same numbers bit for bit::
 
     state = opt.init(w0); w = w0
-    noise = problem.draw_noise(steps, seed)          # None for a deterministic Quadratic
+    noise = problem.draw_noise(steps, seed)  # None (Quadratic), (steps, d) normal draws
+                                             # (NoisyQuadratic), (steps, B) batches (MLP)
     for t in range(steps):
         grad_fn = problem.grad_fn(None if noise is None else noise[t])
         epoch_end = steps_per_epoch is not None and (t + 1) % steps_per_epoch == 0
@@ -34,10 +35,11 @@ from refimpl.optimizers.fame import FAME, fame_full_kernel, fame_official_kernel
 from refimpl.optimizers.sam import (ADAPTIVE, ASCENTS, SAM, StableSAM, ascent_kernel,
                                     stable_rescale_kernel)
 from refimpl.optimizers.sgd import SGD, sgd_kernel
+from refimpl.problems.mlp import MLPProblem, mlp_loss_grad
 from refimpl.problems.quadratic import NoisyQuadratic, Quadratic, noisy_quadratic_kernel, quadratic_kernel
 
 # kind codes of the loop
-QUADRATIC, NOISY_QUADRATIC = 0, 1
+QUADRATIC, NOISY_QUADRATIC, MLP_PROBLEM = 0, 1, 2
 BASE_SGD, BASE_ADAM, BASE_FAME = 0, 1, 2
 NO_SAM, PLAIN_SAM, STABLE_SAM = 0, 1, 2
 NO_AVERAGE, AVERAGE_EMA, AVERAGE_SEMA = 0, 1, 2
@@ -74,11 +76,17 @@ class Record:
 
 
 @kernel
-def problem_kernel(kind, H, h, w_star, noise_scale, z, w, g):
-    """The gradient oracle of the loop: write ``g`` and return the mini-batch loss."""
+def problem_kernel(kind, H, h, w_star, noise_scale, z, net, X, Y, batch, w, g):
+    """The gradient oracle of the loop: write ``g`` and return the mini-batch loss.
+
+    Quadratic: H, w_star. Noisy quadratic: h, w_star, noise_scale and this step's draw
+    z. MLP: ``net`` (activation, loss, sizes), the data X, Y and this step's ``batch``
+    of example indices. The arrays of the other kinds are unused placeholders."""
     if kind == QUADRATIC:
         return quadratic_kernel(H, w_star, w, g)
-    return noisy_quadratic_kernel(h, w_star, noise_scale, z, w, g)
+    if kind == NOISY_QUADRATIC:
+        return noisy_quadratic_kernel(h, w_star, noise_scale, z, w, g)
+    return mlp_loss_grad(net, w, X, Y, batch, g)
 
 
 @kernel
@@ -102,12 +110,14 @@ def base_kernel(kind, hp, flags, w, g, S, R, count, lr):
 
 
 @kernel
-def train_kernel(problem, H, h, w_star, noise_scale, Z, w, lrs, steps_per_epoch,
+def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, lrs, steps_per_epoch,
                  base, base_hp, base_flags, sam, rho, sam_eps, ascent,
                  average, decay, warmup, warmup_hp, ema_ints, ema,
                  losses, grad_norms, params, averages):
     """Run ``losses.shape[0]`` steps in place on ``w`` and ``ema``.
 
+    ``Z`` (steps, d) holds the noisy quadratic's draws, ``batches`` (steps, B) the
+    MLP's mini-batches (the other problems get a (0, d) Z and a (steps, 0) batches).
     ``warmup_hp`` = (gamma, power, min_decay, ratio); ``ema_ints`` = (update_every,
     zeros_start, update_after_step, warmup_steps, switch_every, switch_by_step,
     switch_start, reset_on_switch). ``params`` / ``averages`` have steps + 1 rows when
@@ -139,7 +149,8 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, w, lrs, steps_per_epoch,
                 averages[0, :] = ema
     for t in range(steps):
         z = Z[t] if problem == NOISY_QUADRATIC else noise_scale
-        loss = problem_kernel(problem, H, h, w_star, noise_scale, z, w, g)
+        batch = batches[t]
+        loss = problem_kernel(problem, H, h, w_star, noise_scale, z, net, X, Y, batch, w, g)
         evals += 1
         if not (np.isfinite(loss) and all_finite(g)):
             return t, evals, product, clipped
@@ -151,7 +162,7 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, w, lrs, steps_per_epoch,
         else:
             ascent_kernel(w, g, rho, sam_eps, ascent, e)
             add_into(w, e, w_adv)
-            problem_kernel(problem, H, h, w_star, noise_scale, z, w_adv, g_adv)
+            problem_kernel(problem, H, h, w_star, noise_scale, z, net, X, Y, batch, w_adv, g_adv)
             evals += 1
             if not all_finite(g_adv):
                 return t, evals, product, clipped
@@ -205,20 +216,23 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
 
     Parameters
     ----------
-    problem : Quadratic or NoisyQuadratic.
+    problem : Quadratic, NoisyQuadratic or MLPProblem.
     optimizer : a base optimizer (SGD, Adam, FAME), optionally wrapped as
         ``SAM/StableSAM(base)`` and then ``EMA/SwitchEMA(...)``.
     w0 : (d,) float64 initial parameters (not modified).
     steps : number of steps; or ``epochs`` with ``steps_per_epoch``.
     steps_per_epoch : int >= 1; marks epoch ends (``(t + 1) % steps_per_epoch == 0``),
-        which SwitchEMA with ``switch_unit="epoch"`` needs.
-    seed : int >= 0, seeds the noise of a NoisyQuadratic (``problem.draw_noise``).
+        which SwitchEMA with ``switch_unit="epoch"`` needs. An MLPProblem defines it
+        (``n // batch_size``): omit it there (or give the same value).
+    seed : int >= 0, seeds the noise of a NoisyQuadratic or the mini-batch shuffling of
+        an MLPProblem (``problem.draw_noise``).
     record_params : keep every iterate (and EMA average): (steps + 1, d) arrays.
     on_divergence : "raise" (FloatingPointError naming the step) or "stop" (return the
         record up to the last finite step, with ``diverged=True``).
     """
-    if not isinstance(problem, (Quadratic, NoisyQuadratic)):
-        raise TypeError(f"problem must be a Quadratic or NoisyQuadratic, got {type(problem).__name__}")
+    if not isinstance(problem, (Quadratic, NoisyQuadratic, MLPProblem)):
+        raise TypeError("problem must be a Quadratic, NoisyQuadratic or MLPProblem, got "
+                        f"{type(problem).__name__}")
     d = problem.dim
     w0 = _validate.vector("w0", w0, size=d)
     seed = _validate.integer("seed", seed, lo=0)
@@ -226,6 +240,12 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
     _validate.choice("on_divergence", on_divergence, DIVERGENCE)
     if steps_per_epoch is not None:
         steps_per_epoch = _validate.integer("steps_per_epoch", steps_per_epoch, lo=1)
+    if isinstance(problem, MLPProblem):  # the data set defines the epoch
+        if steps_per_epoch is not None and steps_per_epoch != problem.steps_per_epoch:
+            raise ValueError(f"steps_per_epoch must equal the problem's ({problem.steps_per_epoch} = "
+                             f"{problem.n} examples // batch_size {problem.batch_size}) or be "
+                             f"omitted, got {steps_per_epoch}")
+        steps_per_epoch = problem.steps_per_epoch
     if (steps is None) == (epochs is None):
         raise ValueError("give exactly one of steps= and epochs=")
     if epochs is not None:
@@ -243,14 +263,19 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
                          "steps_per_epoch= (or epochs= and steps_per_epoch=), or use "
                          "switch_unit='step'")
 
-    # problem arrays (writable copies, so every problem has one compiled loop)
+    # problem arrays (writable copies, so every problem has one compiled loop); the
+    # arrays a problem does not use are small placeholders
+    H, h, w_star, noise_scale = np.zeros((1, 1)), np.zeros(d), np.zeros(d), np.zeros(d)
+    Z, net = np.zeros((0, d)), np.zeros(3, dtype=np.int64)
+    X, Y, batches = np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((steps, 0), dtype=np.int64)
     if isinstance(problem, Quadratic):
-        kind, H, h = QUADRATIC, np.array(problem.H), np.zeros(d)
-        noise_scale, Z = np.zeros(d), np.zeros((0, d))
-    else:
-        kind, H, h = NOISY_QUADRATIC, np.zeros((1, 1)), np.array(problem.h)
+        kind, H, w_star = QUADRATIC, np.array(problem.H), np.array(problem.w_star)
+    elif isinstance(problem, NoisyQuadratic):
+        kind, h, w_star = NOISY_QUADRATIC, np.array(problem.h), np.array(problem.w_star)
         noise_scale, Z = np.array(problem.noise_scale), problem.draw_noise(steps, seed)
-    w_star = np.array(problem.w_star)
+    else:
+        kind, net = MLP_PROBLEM, np.array(problem.mlp.net)
+        X, Y, batches = np.array(problem.X), np.array(problem.Y), problem.draw_noise(steps, seed)
 
     base_kind = {SGD: BASE_SGD, Adam: BASE_ADAM, FAME: BASE_FAME}[type(base)]
     base_hp, base_flags = base._loop_args()
@@ -281,7 +306,7 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
     averages = np.zeros((rows if averager is not None else 0, d))
 
     done, evals, product, clipped = train_kernel(
-        kind, H, h, w_star, noise_scale, Z, w, lrs, steps_per_epoch or 0,
+        kind, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, lrs, steps_per_epoch or 0,
         base_kind, base_hp, base_flags, sam_kind, rho, sam_eps, ascent,
         average_kind, decay, warmup, warmup_hp, ema_ints, ema,
         losses, grad_norms, params, averages)

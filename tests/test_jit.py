@@ -56,9 +56,37 @@ def _fame_full(rng):
             bool(rng.integers(2)), float(rng.integers(1, 50)))
 
 
+def _mlp_case(rng, n=6, sizes=(2, 3, 3)):
+    """(net, w, X, Y, idx) of a random small MLP: tanh/relu, mse/xent, a batch of 4."""
+    act, loss = int(rng.integers(2)), int(rng.integers(2))
+    net = np.array([act, loss, *sizes], dtype=np.int64)
+    d = sum(o * i + o for i, o in zip(sizes[:-1], sizes[1:]))
+    X = rng.standard_normal((n, sizes[0]))
+    Y = rng.standard_normal((n, sizes[-1])) if loss == 0 else np.eye(sizes[-1])[rng.integers(sizes[-1], size=n)]
+    idx = rng.integers(n, size=4).astype(np.int64)
+    return net, rng.standard_normal(d), X, Y, idx
+
+
+def _mlp_backward(rng):
+    net, w, X, Y, idx = _mlp_case(rng)
+    rows = int(net[2:].sum())
+    Z, A = np.zeros((rows, 4)), np.zeros((rows, 4))
+    refimpl.problems.mlp.mlp_forward(net, w, X, idx, Z, A)
+    return net, w, Z, A, rng.standard_normal((rows, 4)), np.empty((4, 3)), np.empty(w.shape[0])
+
+
+def _problem(rng):
+    kind = int(rng.integers(3))
+    net, w, X, Y, idx = _mlp_case(rng, sizes=(2, 1, 1))  # (2, 1, 1) has D = 5 parameters
+    return (kind, rng.standard_normal((D, D)), _pos(rng), _vec(rng), _pos(rng), _vec(rng),
+            net, X, Y, idx, w if kind == 2 else _vec(rng), np.empty(D))
+
+
 def _train(rng):
     d, steps = 3, 25
-    problem = int(rng.integers(2))
+    problem = int(rng.integers(3))
+    net, _, X, Y, _ = _mlp_case(rng, sizes=(1, 1, 1))  # (1, 1, 1) has d = 3 parameters
+    batches = rng.integers(X.shape[0], size=(steps, 4)).astype(np.int64)
     H = rng.standard_normal((d, d))
     H = H + H.T
     base = int(rng.integers(3))
@@ -66,7 +94,8 @@ def _train(rng):
                2: np.array([0.9, 0.999, 0.5, 0.5, 0.5, 1e-8, 0.0])}[base]
     base_flags = {0: np.array([1, 0, 0]), 1: np.array([0]), 2: np.array([int(rng.integers(2)), 0, 1, int(rng.integers(2))])}[base]
     return (problem, H, _pos(rng)[:d], rng.standard_normal(d), _pos(rng)[:d],
-            rng.standard_normal((steps, d)), rng.standard_normal(d), np.full(steps, 0.01), 5,
+            rng.standard_normal((steps, d)), net, X, Y, batches, rng.standard_normal(d),
+            np.full(steps, 0.01), 5,
             base, base_hp, base_flags.astype(np.int64), int(rng.integers(3)), 0.05, 1e-12,
             int(rng.integers(3)), int(rng.integers(3)), 0.9, int(rng.integers(5)),
             np.array([1.0, 2 / 3, 0.0, 0.9]), np.array([1, int(rng.integers(2)), 0, 4, 2, 0, 0, 1]),
@@ -110,13 +139,23 @@ CASES = {
         rng.standard_normal((D, D)), _vec(rng), _vec(rng), np.empty(D)),
     "refimpl.problems.quadratic.noisy_quadratic_kernel": lambda rng: (
         _pos(rng), _vec(rng), _pos(rng), _vec(rng), _vec(rng), np.empty(D)),
-    "refimpl.train.problem_kernel": lambda rng: (
-        int(rng.integers(2)), rng.standard_normal((D, D)), _pos(rng), _vec(rng), _pos(rng), _vec(rng),
-        _vec(rng), np.empty(D)),
+    "refimpl.train.problem_kernel": _problem,
     "refimpl.train.base_kernel": lambda rng: (
         0, np.array([0.9, 0.1, 0.01]), np.array([0, 1, 0]), _vec(rng), _vec(rng),
         rng.standard_normal((6, D)), np.zeros(6), int(rng.integers(3)), 0.1),
     "refimpl.train.train_kernel": _train,
+    "refimpl.problems.mlp.mlp_forward": lambda rng: (
+        lambda net, w, X, Y, idx: (net, w, X, idx, np.zeros((int(net[2:].sum()), 4)),
+                                   np.zeros((int(net[2:].sum()), 4))))(*_mlp_case(rng)),
+    "refimpl.problems.mlp.mlp_head": lambda rng: (
+        lambda net, w, X, Y, idx: (int(net[1]), rng.standard_normal((3, 4)) * 5, Y, idx,
+                                   np.empty((3, 4))))(*_mlp_case(rng)),
+    "refimpl.problems.mlp.mlp_backward": _mlp_backward,
+    "refimpl.problems.mlp.mlp_loss_grad": lambda rng: (
+        lambda net, w, X, Y, idx: (net, w, X, Y, idx, np.empty(w.shape[0])))(*_mlp_case(rng)),
+    "refimpl.problems.mlp.mlp_hvp": lambda rng: (
+        lambda net, w, X, Y, idx: (net, w, rng.standard_normal(w.shape[0]), X, Y, idx,
+                                   np.empty(w.shape[0])))(*_mlp_case(rng)),
 }
 
 
@@ -161,6 +200,14 @@ opts = {
 for name, opt in opts.items():
     rec = r.train(nqm, opt, w0=np.ones(3), steps=40, steps_per_epoch=6, seed=5, record_params=True)
     runs[name] = [float(x).hex() for x in np.concatenate([rec.params.ravel(), rec.losses])]
+from refimpl.problems import data
+for act, loss, ds in (("tanh", "xent", data.two_spirals(12, seed=1)),
+                      ("relu", "mse", data.teacher_student(12, sizes=(2, 3, 1), seed=2))):
+    mlp = r.MLP((2, 4, ds.Y.shape[1]), activation=act, loss=loss)
+    problem = r.MLPProblem(mlp, ds.X, ds.Y, batch_size=5)
+    opt = r.SwitchEMA(r.StableSAM(r.SGD(lr=0.1, momentum=0.9)), decay=0.9)
+    rec = r.train(problem, opt, w0=mlp.init(3), epochs=4, seed=7, record_params=True)
+    runs["mlp-" + act + "-" + loss] = [float(x).hex() for x in np.concatenate([rec.params.ravel(), rec.losses])]
 print(json.dumps({"jit_disabled": JIT_DISABLED, "runs": runs}))
 """
 

@@ -1,5 +1,9 @@
-"""Test problems with exact gradients: quadratics and the noisy quadratic model (SPEC 9)."""
+"""Test problems with exact gradients (SPEC 9): quadratics, the noisy quadratic model,
+a small MLP with hand-written backprop and Hessian-vector products, and synthetic data."""
 
+from refimpl.problems.data import Dataset, circles, one_hot, teacher_student, two_spirals
+from refimpl.problems.mlp import MLP, MLPProblem
 from refimpl.problems.quadratic import NoisyQuadratic, Quadratic
 
-__all__ = ["Quadratic", "NoisyQuadratic"]
+__all__ = ["Quadratic", "NoisyQuadratic", "MLP", "MLPProblem", "Dataset", "two_spirals",
+           "circles", "teacher_student", "one_hot"]
