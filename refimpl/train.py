@@ -36,7 +36,8 @@ from refimpl.optimizers.sam import (ADAPTIVE, ASCENTS, SAM, StableSAM, ascent_ke
                                     stable_rescale_kernel)
 from refimpl.optimizers.sgd import SGD, sgd_kernel
 from refimpl.problems.mlp import MLPProblem, mlp_loss_grad
-from refimpl.problems.quadratic import NoisyQuadratic, Quadratic, noisy_quadratic_kernel, quadratic_kernel
+from refimpl.problems.quadratic import (NoisyQuadratic, Quadratic, noisy_quadratic_kernel,
+                                        quadratic_kernel)
 
 # kind codes of the loop
 QUADRATIC, NOISY_QUADRATIC, MLP_PROBLEM = 0, 1, 2

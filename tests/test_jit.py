@@ -67,8 +67,29 @@ def _mlp_case(rng, n=6, sizes=(2, 3, 3)):
     return net, rng.standard_normal(d), X, Y, idx
 
 
-def _mlp_backward(rng):
+def _mlp_forward(rng):
+    net, w, X, _, idx = _mlp_case(rng)
+    rows = int(net[2:].sum())
+    return net, w, X, idx, np.zeros((rows, 4)), np.zeros((rows, 4))
+
+
+def _mlp_head(rng):
+    net, _, _, Y, idx = _mlp_case(rng)
+    return int(net[1]), rng.standard_normal((3, 4)) * 5, Y, idx, np.empty((3, 4))
+
+
+def _mlp_loss_grad(rng):
     net, w, X, Y, idx = _mlp_case(rng)
+    return net, w, X, Y, idx, np.empty(w.shape[0])
+
+
+def _mlp_hvp(rng):
+    net, w, X, Y, idx = _mlp_case(rng)
+    return net, w, rng.standard_normal(w.shape[0]), X, Y, idx, np.empty(w.shape[0])
+
+
+def _mlp_backward(rng):
+    net, w, X, _, idx = _mlp_case(rng)
     rows = int(net[2:].sum())
     Z, A = np.zeros((rows, 4)), np.zeros((rows, 4))
     refimpl.problems.mlp.mlp_forward(net, w, X, idx, Z, A)
@@ -144,18 +165,11 @@ CASES = {
         0, np.array([0.9, 0.1, 0.01]), np.array([0, 1, 0]), _vec(rng), _vec(rng),
         rng.standard_normal((6, D)), np.zeros(6), int(rng.integers(3)), 0.1),
     "refimpl.train.train_kernel": _train,
-    "refimpl.problems.mlp.mlp_forward": lambda rng: (
-        lambda net, w, X, Y, idx: (net, w, X, idx, np.zeros((int(net[2:].sum()), 4)),
-                                   np.zeros((int(net[2:].sum()), 4))))(*_mlp_case(rng)),
-    "refimpl.problems.mlp.mlp_head": lambda rng: (
-        lambda net, w, X, Y, idx: (int(net[1]), rng.standard_normal((3, 4)) * 5, Y, idx,
-                                   np.empty((3, 4))))(*_mlp_case(rng)),
+    "refimpl.problems.mlp.mlp_forward": _mlp_forward,
+    "refimpl.problems.mlp.mlp_head": _mlp_head,
     "refimpl.problems.mlp.mlp_backward": _mlp_backward,
-    "refimpl.problems.mlp.mlp_loss_grad": lambda rng: (
-        lambda net, w, X, Y, idx: (net, w, X, Y, idx, np.empty(w.shape[0])))(*_mlp_case(rng)),
-    "refimpl.problems.mlp.mlp_hvp": lambda rng: (
-        lambda net, w, X, Y, idx: (net, w, rng.standard_normal(w.shape[0]), X, Y, idx,
-                                   np.empty(w.shape[0])))(*_mlp_case(rng)),
+    "refimpl.problems.mlp.mlp_loss_grad": _mlp_loss_grad,
+    "refimpl.problems.mlp.mlp_hvp": _mlp_hvp,
 }
 
 
