@@ -80,6 +80,7 @@ def mlp_forward(net, w, X, idx, Z, A):
     for k in range(net[2]):
         for b in range(B):
             A[k, b] = X[idx[b], k]
+    z = np.empty(B)  # one unit's pre-activations over the batch, kept hot in cache
     p = 0  # offset of W_l in w
     r_in = 0  # first row of layer l-1 in A
     for layer in range(L):
@@ -89,21 +90,21 @@ def mlp_forward(net, w, X, idx, Z, A):
         p_bias = p + n_o * n_i
         hidden = layer < L - 1
         for j in range(n_o):
-            row = r_out + j
             for b in range(B):
-                Z[row, b] = w[p_bias + j]
+                z[b] = w[p_bias + j]
             for k in range(n_i):
                 w_jk = w[p + j * n_i + k]
                 for b in range(B):
-                    Z[row, b] += w_jk * A[r_in + k, b]
+                    z[b] += w_jk * A[r_in + k, b]
+            row = r_out + j
             for b in range(B):
-                z = Z[row, b]
+                Z[row, b] = z[b]
                 if not hidden:
-                    A[row, b] = z
+                    A[row, b] = z[b]
                 elif act == TANH:
-                    A[row, b] = math.tanh(z)
-                elif z > 0.0:
-                    A[row, b] = z
+                    A[row, b] = math.tanh(z[b])
+                elif z[b] > 0.0:
+                    A[row, b] = z[b]
                 else:
                     A[row, b] = 0.0
         p = p_bias + n_o
@@ -150,6 +151,9 @@ def mlp_backward(net, w, Z, A, D, AT, g):
     act = net[0]
     L = net.shape[0] - 3
     B = Z.shape[1]
+    widest = AT.shape[1]
+    g_row = np.empty(widest)  # dLoss/dW_l[j, :] while it is summed over the batch
+    d_in = np.empty(B)  # W_l^T delta_l for one input unit, over the batch
     p = g.shape[0]
     r_out = Z.shape[0]
     for layer in range(L - 1, -1, -1):
@@ -159,36 +163,41 @@ def mlp_backward(net, w, Z, A, D, AT, g):
         r_in = r_out - n_i
         p -= n_o * n_i + n_o
         p_bias = p + n_o * n_i
-        for b in range(B):  # a_{l-1} batch-major, so the k loop below is contiguous
+        for b in range(B):  # a_{l-1} batch-major, so the k loops below are contiguous
             for k in range(n_i):
                 AT[b, k] = A[r_in + k, b]
+        # dW[j, k] = sum_b delta[j, b] a[k, b] and db[j] = sum_b delta[j, b], b in order
         for j in range(n_o):
             for k in range(n_i):
-                g[p + j * n_i + k] = 0.0
+                g_row[k] = 0.0
             g_b = 0.0
             for b in range(B):
                 d = D[r_out + j, b]
                 g_b += d
                 for k in range(n_i):
-                    g[p + j * n_i + k] += d * AT[b, k]
+                    g_row[k] += d * AT[b, k]
+            for k in range(n_i):
+                g[p + j * n_i + k] = g_row[k]
             g[p_bias + j] = g_b
         if layer == 0:
             break
+        # delta_{l-1}[k, b] = sigma'(z[k, b]) * sum_j W[j, k] delta[j, b], j in order
         for k in range(n_i):
             for b in range(B):
-                D[r_in + k, b] = 0.0
-        for j in range(n_o):
-            for k in range(n_i):
+                d_in[b] = 0.0
+            for j in range(n_o):
                 w_jk = w[p + j * n_i + k]
                 for b in range(B):
-                    D[r_in + k, b] += w_jk * D[r_out + j, b]
-        for k in range(n_i):
+                    d_in[b] += w_jk * D[r_out + j, b]
+            row = r_in + k
             for b in range(B):
                 if act == TANH:
-                    a = A[r_in + k, b]
-                    D[r_in + k, b] = D[r_in + k, b] * (1.0 - a * a)
-                elif Z[r_in + k, b] <= 0.0:
-                    D[r_in + k, b] = 0.0
+                    a = A[row, b]
+                    D[row, b] = d_in[b] * (1.0 - a * a)
+                elif Z[row, b] > 0.0:
+                    D[row, b] = d_in[b]
+                else:
+                    D[row, b] = 0.0
 
 
 @kernel
