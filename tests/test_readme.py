@@ -29,6 +29,12 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert ci[marker_end] == _bash_commands()[1] + " || exit 1"
 
 
-def test_readme_python_example_runs():
-    code = re.search(r"## A first look\n.*?```python\n(.*?)```", README, re.S).group(1)
-    exec(compile(code, "README.md", "exec"), {})  # the example ends with its own assert
+def test_readme_python_examples_run():
+    """The python blocks of "A first look" run in order in one namespace (each block
+    ends with its own assert)."""
+    section = re.search(r"## A first look\n(.*?)\n## ", README, re.S).group(1)
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) >= 2
+    namespace = {}
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), namespace)
