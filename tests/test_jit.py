@@ -106,7 +106,8 @@ def _problem(rng):
 def _train(rng):
     d, steps = 3, 25
     problem = int(rng.integers(3))
-    net, _, X, Y, _ = _mlp_case(rng, sizes=(1, 1, 1))  # (1, 1, 1) has d = 3 parameters
+    net, w_mlp, X, Y, _ = _mlp_case(rng, sizes=(2, 1))  # (2, 1) has d = 3 parameters
+    assert w_mlp.shape == (d,)
     batches = rng.integers(X.shape[0], size=(steps, 4)).astype(np.int64)
     H = rng.standard_normal((d, d))
     H = H + H.T
