@@ -16,6 +16,11 @@ the same mini-batch see the same ``xi``. The standard-normal draws ``z`` come fr
 ``numpy.random.Generator(PCG64(seed))`` as one (steps, d) array
 (:meth:`NoisyQuadratic.draw_noise`), so any run can be replayed or stored exactly.
 
+Both problems also offer the landscape protocol of :mod:`refimpl.landscape`: ``dim``,
+``loss(w)``, ``grad(w)`` and the Hessian-vector product ``hvp(w, v)`` (``H v`` for the
+Quadratic, ``h * v`` for the noisy quadratic model, whose ``loss`` and ``grad`` are the
+noise-free population ones).
+
 Every sum runs in index order in a plain loop (no BLAS), so results are bitwise
 reproducible. The kernels are shared with the jitted training loop.
 """
@@ -105,6 +110,22 @@ class Quadratic:
         """A copy of H."""
         return self.H.copy()
 
+    def hvp(self, w, v) -> np.ndarray:
+        """The Hessian-vector product ``H v`` (exact; the same at every ``w``).
+
+        ``(H v)_i = sum_j H_ij v_j`` summed in index order: it is the gradient kernel
+        read with ``w* = 0`` and ``w = v`` (``v_j - 0`` is exactly ``v_j``), so it adds no
+        kernel and no BLAS. ``w`` is validated and otherwise unused: a quadratic's
+        Hessian does not depend on the point. Raises FloatingPointError if ``H v``
+        overflows.
+        """
+        _validate.vector("w", w, size=self.dim)
+        v = _validate.vector("v", v, size=self.dim)
+        out = np.empty(self.dim)
+        with np.errstate(over="ignore", invalid="ignore"):  # the discarded loss may overflow
+            quadratic_kernel(self.H, np.zeros(self.dim), v, out)
+        return _finite("hvp", out)
+
     def grad_fn(self, noise=None):
         """The oracle ``w -> (loss, g)`` for a step (deterministic: no noise argument)."""
         if noise is not None:
@@ -161,6 +182,27 @@ class NoisyQuadratic:
         return float(noisy_quadratic_kernel(self.h, self.w_star, np.zeros(self.dim),
                                             np.zeros(self.dim), w, g))
 
+    def grad(self, w) -> np.ndarray:
+        """The population (noise-free) gradient ``h * (w - w*)``: the mini-batch oracle's
+        gradient with zero noise, from the same kernel (so ``grad(w)`` equals
+        ``grad_fn(zeros)(w)[1]`` bit for bit). Raises FloatingPointError on overflow."""
+        w = _validate.vector("w", w, size=self.dim)
+        g = np.empty(self.dim)
+        zeros = np.zeros(self.dim)
+        with np.errstate(over="ignore", invalid="ignore"):  # the discarded loss may overflow
+            noisy_quadratic_kernel(self.h, self.w_star, zeros, zeros, w, g)
+        return _finite("grad", g)
+
+    def hvp(self, w, v) -> np.ndarray:
+        """The Hessian-vector product ``h * v`` (element-wise, one rounding per element;
+        the same at every ``w``, which is validated and otherwise unused). Raises
+        FloatingPointError if it overflows."""
+        _validate.vector("w", w, size=self.dim)
+        v = _validate.vector("v", v, size=self.dim)
+        with np.errstate(over="ignore"):
+            out = self.h * v
+        return _finite("hvp", out)
+
     def draw_noise(self, steps: int, seed: int) -> np.ndarray:
         """Standard-normal draws, shape (steps, d), from ``Generator(PCG64(seed))``."""
         steps = _validate.integer("steps", steps, lo=0)
@@ -180,6 +222,13 @@ class NoisyQuadratic:
             return float(loss), g
 
         return oracle
+
+
+def _finite(name: str, out: np.ndarray) -> np.ndarray:
+    """Return ``out`` if it is finite; a quadratic's exact value overflowed otherwise."""
+    if not np.all(np.isfinite(out)):
+        raise FloatingPointError(f"{name} overflowed float64 (the input is too large)")
+    return out
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
