@@ -1,0 +1,538 @@
+"""Reading, validating and writing golden-vector files (format version 1, FORMAT.md).
+
+Reading never trusts the file: JSON syntax, the schema (``schema.json``, interpreted by
+the small validator below), the float probe, and the cross-field rules (lengths, steps,
+float32 exactness, the diverging step) are checked, and every problem is reported as a
+:class:`GoldenFormatError` naming the file, the case and the field. One broken case does
+not hide the others: :func:`load` returns the valid cases and the list of errors.
+
+Writing is deterministic: keys in a fixed order, numbers in Python's shortest
+round-trip form (at most 17 significant digits; any correctly rounded decimal reader
+gets the same double back), arrays of numbers on one line. Regenerating the shipped
+vectors therefore gives the same bytes (the drift guard in tests/test_golden.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+
+SCHEMA_NAME = "refimpl-golden"
+FORMAT_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("schema.json")
+
+
+class GoldenFormatError(ValueError):
+    """A malformed golden file: names the file, the case (if any) and the field."""
+
+    def __init__(self, file, message, *, case=None, field=None):
+        self.file, self.case, self.field, self.message = str(file), case, field, message
+        where = [f"file {self.file}"]
+        if case is not None:
+            where.append(f"case {case!r}")
+        if field:
+            where.append(f"field {field}")
+        super().__init__(": ".join(where) + ": " + message)
+
+
+# -- the schema subset validator --------------------------------------------------------
+
+_TYPES = {
+    "object": lambda x: isinstance(x, dict),
+    "array": lambda x: isinstance(x, list),
+    "string": lambda x: isinstance(x, str),
+    "boolean": lambda x: isinstance(x, bool),
+    "null": lambda x: x is None,
+    "integer": lambda x: isinstance(x, int) and not isinstance(x, bool),
+    "number": lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+}
+
+
+def load_schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def schema_errors(x, schema: dict, root: dict, path: str = "") -> list[tuple[str, str]]:
+    """(path, message) pairs for the JSON Schema keywords this format uses: $ref, type,
+    const, enum, required, properties, additionalProperties, items, minItems, minimum,
+    maximum, exclusiveMinimum, exclusiveMaximum, pattern, oneOf (a branch is chosen by
+    its ``kind`` constant or its type, so the message names the real problem)."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return schema_errors(x, root["$defs"][name], root, path)
+    if "oneOf" in schema:
+        return _one_of(x, schema["oneOf"], root, path)
+    here = path or "(top level)"
+    if "type" in schema and not _TYPES[schema["type"]](x):
+        return [(here, f"must be of type {schema['type']}, got {_json_type(x)}")]
+    if "const" in schema and x != schema["const"]:
+        return [(here, f"must be {schema['const']!r}, got {x!r}")]
+    if "enum" in schema and x not in schema["enum"]:
+        return [(here, f"must be one of {schema['enum']}, got {x!r}")]
+    if _TYPES["number"](x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return [(here, f"must be a finite number, got {x!r}")]
+        for key, ok, text in (("minimum", lambda a, b: a >= b, ">="),
+                              ("maximum", lambda a, b: a <= b, "<="),
+                              ("exclusiveMinimum", lambda a, b: a > b, ">"),
+                              ("exclusiveMaximum", lambda a, b: a < b, "<")):
+            if key in schema and not ok(x, schema[key]):
+                return [(here, f"must be {text} {schema[key]!r}, got {x!r}")]
+    if isinstance(x, str) and "pattern" in schema and not re.search(schema["pattern"], x):
+        return [(here, f"must match {schema['pattern']}, got {x!r}")]
+    errors = []
+    if isinstance(x, list):
+        if len(x) < schema.get("minItems", 0):
+            return [(here, f"must have at least {schema['minItems']} items, got {len(x)}")]
+        if "items" in schema:
+            for i, item in enumerate(x):
+                errors += schema_errors(item, schema["items"], root, f"{path}[{i}]")
+    if isinstance(x, dict):
+        for key in schema.get("required", ()):
+            if key not in x:
+                errors.append((_join(path, key), "is missing (required)"))
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        for key, value in x.items():
+            if key in props:
+                errors += schema_errors(value, props[key], root, _join(path, key))
+            elif extra is False:
+                errors.append((_join(path, key), "is not a field of this object"))
+            elif isinstance(extra, dict):
+                errors += schema_errors(value, extra, root, _join(path, key))
+    return errors
+
+
+def _one_of(x, branches, root, path):
+    resolved = [root["$defs"][b["$ref"].rsplit("/", 1)[-1]] if "$ref" in b else b for b in branches]
+    here = path or "(top level)"
+    if isinstance(x, dict) and "kind" in x:
+        kinds = []
+        for b in resolved:
+            k = b.get("properties", {}).get("kind", {})
+            options = [k["const"]] if "const" in k else k.get("enum", [])
+            kinds += options
+            if x["kind"] in options:
+                return schema_errors(x, b, root, path)
+        return [(_join(path, "kind"), f"unknown kind {x['kind']!r} (this reader knows {kinds})")]
+    passing = [b for b in resolved if not schema_errors(x, b, root, path)]
+    if len(passing) == 1:
+        return []
+    typed = [b for b in resolved if "type" not in b or _TYPES[b["type"]](x)]
+    if len(typed) == 1:
+        return schema_errors(x, typed[0], root, path)
+    allowed = sorted({b.get("type", "object") for b in resolved})
+    return [(here, f"must be one of the types {allowed}, got {_json_type(x)}")]
+
+
+def _join(path, key):
+    return f"{path}.{key}" if path else key
+
+
+def _json_type(x):
+    for name in ("null", "boolean", "integer", "number", "string", "array", "object"):
+        if _TYPES[name](x):
+            return name
+    return type(x).__name__
+
+
+# -- the Case object adapters receive ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Spec:
+    """One layer of the optimizer (or the problem): its ``kind`` and its fields, with
+    numeric lists as read-only float64 numpy arrays. ``spec["momentum"]`` reads a field."""
+
+    kind: str
+    fields: MappingProxyType
+
+    def __getitem__(self, key):
+        return self.fields[key]
+
+    def get(self, key, default=None):
+        return self.fields.get(key, default)
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """What the checker tells an adapter at each step (1-based ``step``)."""
+
+    step: int
+    lr: float
+    epoch_end: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    """A validated golden case, as the plug-in protocol hands it to an adapter.
+
+    Inputs: ``id``, ``comment``, ``flags``, ``dtype`` ("float64"/"float32"), ``d``,
+    ``n_steps`` (steps to run, the diverging one included), ``base`` / ``sam`` /
+    ``average`` (:class:`Spec` or None), ``problem`` (:class:`Spec`), ``w0`` (d,),
+    ``lr`` (n_steps,), ``epoch_end`` (n_steps,), ``steps_per_epoch``, ``diverges_at``.
+    Expected outputs (rows = completed steps 1..n_done): ``params``, ``average_expected``,
+    ``loss``, ``grad_evals`` and the tolerances ``tol_params``, ``tol_average``,
+    ``tol_loss``. ``raw`` is the case's JSON object; ``file`` where it came from.
+    """
+
+    id: str
+    comment: str
+    flags: tuple
+    dtype: str
+    d: int
+    n_steps: int
+    base: Spec
+    sam: Spec | None
+    average: Spec | None
+    problem: Spec
+    w0: np.ndarray
+    lr: np.ndarray
+    epoch_end: np.ndarray
+    steps_per_epoch: int | None
+    diverges_at: int | None
+    raw: dict
+    file: str
+    params: np.ndarray | None = None
+    average_expected: np.ndarray | None = None
+    loss: np.ndarray | None = None
+    grad_evals: np.ndarray | None = None
+    tol_params: np.ndarray | None = None
+    tol_average: np.ndarray | None = None
+    tol_loss: np.ndarray | None = None
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def numpy_dtype(self):
+        return np.dtype(self.dtype)
+
+    @property
+    def n_done(self) -> int:
+        """Steps with expected values (all but the diverging one)."""
+        return self.n_steps - (1 if self.diverges_at is not None else 0)
+
+    def step_input(self, k: int) -> StepInput:
+        """The input of 1-based step ``k``."""
+        return StepInput(k, float(self.lr[k - 1]), bool(self.epoch_end[k - 1]))
+
+    def step_data(self, k: int) -> dict:
+        """The raw JSON step object of 1-based step ``k``."""
+        return self.raw["steps"][k - 1]
+
+    def describe(self) -> str:
+        """The optimizer's options in one line (for reports)."""
+        parts = []
+        for layer in (self.average, self.sam, self.base):
+            if layer is not None:
+                opts = ", ".join(f"{k}={_short(v)}" for k, v in layer.fields.items() if k != "kind")
+                parts.append(f"{layer.kind}({opts})")
+        return " o ".join(parts)
+
+
+def _short(v):
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return repr(v)
+
+
+def _ro(a):
+    a = np.array(a, dtype=np.float64)
+    a.flags.writeable = False
+    return a
+
+
+_INTEGER_LISTS = ("sizes",)  # the MLP's layer widths stay a tuple of ints
+
+
+def _spec(obj: dict) -> Spec:
+    fields = {k: (tuple(v) if k in _INTEGER_LISTS else _ro(v) if isinstance(v, list) else v)
+              for k, v in obj.items()}
+    return Spec(obj["kind"], MappingProxyType(fields))
+
+
+# -- cross-field checks -------------------------------------------------------------------------
+
+def _f32_exact(x) -> bool:
+    a = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        return bool(np.all(a.astype(np.float32).astype(np.float64) == a))
+
+
+def _semantic_errors(c: dict) -> list[tuple[str, str]]:
+    """(field, message) for the rules a schema cannot state (FORMAT.md section 2)."""
+    errs = []
+    d = len(c["w0"])
+    prob = c["problem"]
+    kind = prob["kind"]
+    if kind == "quadratic":
+        H = prob["H"]
+        if len(H) != d or any(len(row) != d for row in H):
+            errs.append(("problem.H", f"must be {d} x {d} (d = len(w0))"))
+        elif any(H[i][j] != H[j][i] for i in range(d) for j in range(d)):
+            errs.append(("problem.H", "must be exactly symmetric"))
+    for name in ("w_star", "h", "noise_scale"):
+        if name in prob and len(prob[name]) != d:
+            errs.append((f"problem.{name}", f"must have length {d} (d = len(w0)), got {len(prob[name])}"))
+    if kind == "noisy_quadratic" and any(x < 0 for x in prob["noise_scale"]):
+        errs.append(("problem.noise_scale", "must be >= 0"))
+    if kind == "mlp":
+        errs += _mlp_errors(prob, d)
+    opt = c["optimizer"]
+    base, av = opt["base"], opt["average"]
+    if base["kind"] == "sgd":
+        if base["nesterov"] and (base["momentum"] <= 0 or base["dampening"] != 0):
+            errs.append(("optimizer.base.nesterov", "needs momentum > 0 and dampening == 0"))
+        if base["convention"] != "pytorch" and base["dampening"] != 0:
+            errs.append(("optimizer.base.dampening", "must be 0 unless convention is 'pytorch'"))
+    if av is not None:
+        if av["min_decay"] > av["decay"]:
+            errs.append(("optimizer.average.min_decay", "must be <= decay"))
+        if av["warmup"] in ("constant", "linear", "exp") and av["warmup_steps"] < 1:
+            errs.append(("optimizer.average.warmup_steps", "must be >= 1 with this warm-up"))
+        if av["kind"] == "switch_ema" and av["switch_unit"] == "epoch" and c["steps_per_epoch"] is None:
+            errs.append(("steps_per_epoch", "is needed by a Switch EMA that switches at epoch ends"))
+    steps = c["steps"]
+    K = c["diverges_at"]
+    if K is not None and K != len(steps):
+        errs.append(("diverges_at", f"must equal the number of steps ({len(steps)}): the diverging step is the last one"))
+    spe = c["steps_per_epoch"]
+    for k, s in enumerate(steps, start=1):
+        at = f"steps[{k - 1}]"
+        if s["step"] != k:
+            errs.append((f"{at}.step", f"must be {k} (steps are numbered 1, 2, ...), got {s['step']}"))
+        want_end = spe is not None and k % spe == 0
+        if s["epoch_end"] != want_end:
+            errs.append((f"{at}.epoch_end", f"must be {str(want_end).lower()} (steps_per_epoch = {spe})"))
+        for name, needed in (("noise", kind == "noisy_quadratic"), ("gradient", kind == "replay"),
+                             ("batch", kind == "mlp")):
+            if needed and name not in s:
+                errs.append((f"{at}.{name}", f"is missing (required by problem kind {kind!r})"))
+            elif not needed and name in s:
+                errs.append((f"{at}.{name}", f"is not used by problem kind {kind!r}"))
+            elif needed and name != "batch" and len(s[name]) != d:
+                errs.append((f"{at}.{name}", f"must have length {d}, got {len(s[name])}"))
+            elif needed and name == "batch":
+                if len(s["batch"]) != prob["batch_size"]:
+                    errs.append((f"{at}.batch", f"must have batch_size = {prob['batch_size']} indices"))
+                if any(i >= len(prob["X"]) for i in s["batch"]):
+                    errs.append((f"{at}.batch", f"indices must be < {len(prob['X'])} (rows of X)"))
+        outputs = ("loss", "grad_evals", "params", "average", "tol_loss", "tol_params", "tol_average")
+        if K is not None and k == K:
+            for name in outputs:
+                if name in s:
+                    errs.append((f"{at}.{name}", "must be absent on the diverging step"))
+            continue
+        for name in outputs:
+            if name not in s:
+                errs.append((f"{at}.{name}", "is missing (required on a completed step)"))
+        for name in ("params", "tol_params"):
+            if name in s and len(s[name]) != d:
+                errs.append((f"{at}.{name}", f"must have length {d}, got {len(s[name])}"))
+        for name in ("average", "tol_average"):
+            if name not in s:
+                continue
+            if av is None and s[name] is not None:
+                errs.append((f"{at}.{name}", "must be null: the case has no averager"))
+            elif av is not None and (s[name] is None or len(s[name]) != d):
+                errs.append((f"{at}.{name}", f"must be a vector of length {d} (the case has an averager)"))
+    tol = c["tolerance"]
+    if c["dtype"] == "float32":
+        inputs = [("w0", c["w0"])] + [(f"problem.{k}", v) for k, v in prob.items()
+                                      if not isinstance(v, str)]
+        for layer in ("base", "sam", "average"):
+            if opt[layer] is not None:
+                inputs += [(f"optimizer.{layer}.{k}", v) for k, v in opt[layer].items()
+                           if isinstance(v, float)]
+        for k, s in enumerate(steps):
+            inputs += [(f"steps[{k}].{n}", s[n]) for n in ("lr", "noise", "gradient") if n in s]
+        for name, value in inputs:
+            if not _f32_exact(value):
+                errs.append((name, "must be exactly representable in float32 (dtype is float32)"))
+    u_impl = 2.0 ** -53 if c["dtype"] == "float64" else 2.0 ** -24
+    if tol["u_impl"] != u_impl or tol["u_ref"] != 2.0 ** -53:
+        errs.append(("tolerance", f"u_impl must be {u_impl!r} for {c['dtype']} and u_ref 2^-53"))
+    return errs
+
+
+def _mlp_errors(prob: dict, d: int) -> list[tuple[str, str]]:
+    sizes = prob["sizes"]
+    errs = []
+    n_params = sum(o * i + o for i, o in zip(sizes[:-1], sizes[1:]))
+    if d != n_params:
+        errs.append(("w0", f"must have {n_params} entries (the parameters of an MLP {sizes}), got {d}"))
+    X, Y = prob["X"], prob["Y"]
+    if any(len(row) != sizes[0] for row in X):
+        errs.append(("problem.X", f"rows must have sizes[0] = {sizes[0]} entries"))
+    if len(Y) != len(X) or any(len(row) != sizes[-1] for row in Y):
+        errs.append(("problem.Y", f"must be {len(X)} x {sizes[-1]} (a row per row of X, sizes[-1] columns)"))
+    if prob["batch_size"] > len(X):
+        errs.append(("problem.batch_size", f"must be <= {len(X)} (the rows of X)"))
+    if prob["loss"] == "xent":
+        if sizes[-1] < 2:
+            errs.append(("problem.sizes", "needs at least 2 outputs (classes) with loss 'xent'"))
+        if any(y < 0 for row in Y for y in row):
+            errs.append(("problem.Y", "must be >= 0 with loss 'xent' (one-hot rows or class weights)"))
+    return errs
+
+
+def parse_case(c: dict, file: str, notes: dict | None = None) -> Case:
+    """Build a :class:`Case` from a case object that passed validation."""
+    steps = c["steps"]
+    opt = c["optimizer"]
+    K = c["diverges_at"]
+    done = [s for s in steps if "params" in s]
+    kw = {}
+    if done:
+        kw = dict(
+            params=_ro([s["params"] for s in done]),
+            loss=_ro([s["loss"] for s in done]),
+            grad_evals=np.array([s["grad_evals"] for s in done], dtype=np.int64),
+            tol_params=_ro([s["tol_params"] for s in done]),
+            tol_loss=_ro([s["tol_loss"] for s in done]),
+        )
+        if opt["average"] is not None:
+            kw["average_expected"] = _ro([s["average"] for s in done])
+            kw["tol_average"] = _ro([s["tol_average"] for s in done])
+    return Case(
+        id=c["id"], comment=c["comment"], flags=tuple(c["flags"]), dtype=c["dtype"],
+        d=len(c["w0"]), n_steps=len(steps), base=_spec(opt["base"]),
+        sam=None if opt["sam"] is None else _spec(opt["sam"]),
+        average=None if opt["average"] is None else _spec(opt["average"]),
+        problem=_spec(c["problem"]), w0=_ro(c["w0"]), lr=_ro([s["lr"] for s in steps]),
+        epoch_end=np.array([s["epoch_end"] for s in steps], dtype=bool),
+        steps_per_epoch=c["steps_per_epoch"], diverges_at=K, raw=c, file=str(file),
+        notes=dict(notes or {}), **kw)
+
+
+# -- reading ------------------------------------------------------------------------------------------
+
+@dataclass
+class GoldenFile:
+    """What :func:`load` read: the header, the valid cases and the errors found."""
+
+    path: str
+    header: dict
+    cases: list
+    errors: list
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not a JSON number (golden files store finite numbers only)")
+
+
+def load(path) -> GoldenFile:
+    """Read and validate one golden file; never raises for a bad file (see ``errors``)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return GoldenFile(str(path), {}, [], [GoldenFormatError(path, f"cannot be read: {exc}")])
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        hint = "" if text.rstrip().endswith("}") else " (the file looks truncated: it does not end with '}')"
+        msg = f"is not valid JSON{hint}: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        return GoldenFile(str(path), {}, [], [GoldenFormatError(path, msg)])
+    except ValueError as exc:
+        return GoldenFile(str(path), {}, [], [GoldenFormatError(path, str(exc))])
+    return load_data(data, path)
+
+
+def load_data(data, path) -> GoldenFile:
+    """Validate an already parsed file object (see :func:`load`)."""
+    errors = []
+    if not isinstance(data, dict):
+        return GoldenFile(str(path), {}, [], [GoldenFormatError(path, "must hold a JSON object at the top level")])
+    if data.get("schema") != SCHEMA_NAME:
+        return GoldenFile(str(path), {}, [], [GoldenFormatError(
+            path, f"is not a refimpl golden file (field schema is {data.get('schema')!r}, "
+                  f"expected {SCHEMA_NAME!r})", field="schema")])
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        return GoldenFile(str(path), {}, [], [GoldenFormatError(
+            path, f"has format_version {version!r}; this reader knows version {FORMAT_VERSION} "
+                  "only (upgrade refimpl, or regenerate the file)", field="format_version")])
+    schema = load_schema()
+    header_schema = dict(schema, properties=dict(schema["properties"], cases={"type": "array"}))
+    for where, msg in schema_errors(data, header_schema, schema):
+        errors.append(GoldenFormatError(path, msg, field=where))
+    if errors:
+        return GoldenFile(str(path), {}, [], errors)
+    for i, probe in enumerate(data["float_probe"]):
+        if float.fromhex(probe["hex"]) != probe["decimal"]:
+            errors.append(GoldenFormatError(
+                path, f"decimal {probe['decimal']!r} does not read back as {probe['hex']}: "
+                      "the number parser is not exact", field=f"float_probe[{i}]"))
+    notes = data["notes"]
+    cases, seen = [], set()
+    for i, c in enumerate(data["cases"]):
+        name = c.get("id") if isinstance(c, dict) and isinstance(c.get("id"), str) else f"#{i}"
+        errs = schema_errors(c, schema["$defs"]["case"], schema)
+        if not errs:
+            errs = _semantic_errors(c)
+            for flag in c["flags"]:
+                if flag not in notes:
+                    errs.append(("flags", f"flag {flag!r} is not explained in the file's notes"))
+            if c["id"] in seen:
+                errs.append(("id", "is used by an earlier case of this file"))
+        if errs:
+            errors += [GoldenFormatError(path, msg, case=name, field=where) for where, msg in errs]
+            continue
+        seen.add(c["id"])
+        cases.append(parse_case(c, str(path), {f: notes[f] for f in c["flags"]}))
+    header = {k: v for k, v in data.items() if k != "cases"}
+    return GoldenFile(str(path), header, cases, errors)
+
+
+def golden_files(target) -> list[Path]:
+    """The golden files of a directory (``*.json``, sorted) or the one file given."""
+    target = Path(target)
+    if target.is_dir():
+        return sorted(p for p in target.glob("*.json"))
+    return [target]
+
+
+# -- writing -----------------------------------------------------------------------------------------
+
+def _number(x) -> str:
+    if isinstance(x, (bool, np.bool_)):
+        return "true" if x else "false"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"golden files store finite numbers only, got {x!r}")
+    return repr(x)  # shortest string that reads back to the same double
+
+
+def _scalar(x) -> bool:
+    return x is None or isinstance(x, (bool, int, float, str, np.floating, np.integer, np.bool_))
+
+
+def dumps(obj, indent: int = 0) -> str:
+    """Deterministic JSON: dict keys in insertion order, numeric arrays on one line."""
+    pad = "  " * indent
+    if obj is None:
+        return "null"
+    if isinstance(obj, str):
+        return json.dumps(obj, ensure_ascii=False)
+    if isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+    if _scalar(obj):
+        return _number(obj)
+    if isinstance(obj, (list, tuple)):
+        if all(_scalar(x) for x in obj):
+            return "[" + ", ".join(dumps(x) for x in obj) + "]"
+        inner = ",\n".join(pad + "  " + dumps(x, indent + 1) for x in obj)
+        return "[\n" + inner + "\n" + pad + "]"
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        inner = ",\n".join(pad + "  " + json.dumps(k) + ": " + dumps(v, indent + 1) for k, v in obj.items())
+        return "{\n" + inner + "\n" + pad + "}"
+    raise TypeError(f"cannot write {type(obj).__name__} to a golden file")
