@@ -15,8 +15,8 @@ calls, in the same order, so stepping by hand gives the same numbers bit for bit
 Inside the kernel an optimizer is its three layers, outermost first: an averager (none,
 EMA, SwitchEMA), a perturbation (none, SAM, StableSAM) and a base (SGD, Adam, FAME), each
 given as a kind code plus arrays of hyperparameters (``_loop_args``). The base state
-lives in rows of one (6, d) array plus a (6,) array of scalars; every row a kernel needs
-starts at zero, as ``init`` makes it.
+lives in the rows of one array (1 row for SGD, 2 for Adam, 4 for official FAME, 6 for
+full FAME) plus a (6,) array of scalars; every row starts at zero, as ``init`` makes it.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def base_kernel(kind, hp, flags, w, g, S, R, count, lr):
 def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, lrs, steps_per_epoch,
                  base, base_hp, base_flags, sam, rho, sam_eps, ascent,
                  average, decay, warmup, warmup_hp, ema_ints, ema,
-                 losses, grad_norms, params, averages):
+                 losses, grad_norms, params, averages, keep_last_finite):
     """Run ``losses.shape[0]`` steps in place on ``w`` and ``ema``.
 
     ``Z`` (steps, d) holds the noisy quadratic's draws, ``batches`` (steps, B) the
@@ -133,8 +133,19 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, l
     w_adv = np.empty(d)
     g_adv = np.empty(d)
     g_descent = np.empty(d)
-    w_before = np.empty(d)  # to hand back the last finite iterate if an update overflows
-    S = np.zeros((6, d))
+    # to hand back the last finite iterate if an update overflows (only when the record
+    # is returned on divergence: keep_last_finite, i.e. on_divergence="stop")
+    w_before = np.empty(d if keep_last_finite else 0)
+    # the base state rows: SGD's buffer, Adam's m and v, official FAME's 4, full FAME's 6
+    if base == BASE_SGD:
+        rows = 1
+    elif base == BASE_ADAM:
+        rows = 2
+    elif base_flags[0] == 0:
+        rows = 4
+    else:
+        rows = 6
+    S = np.zeros((rows, d))
     R = np.zeros(6)
     count = 0
     evals = 0
@@ -157,7 +168,8 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, l
             return t, evals, product, clipped
         losses[t] = loss
         grad_norms[t] = l2_norm(g)
-        w_before[:] = w
+        if keep_last_finite:
+            w_before[:] = w
         if sam == NO_SAM:
             clipped += base_kernel(base, base_hp, base_flags, w, g, S, R, count, lrs[t])
         else:
@@ -174,7 +186,8 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, l
                 clipped += base_kernel(base, base_hp, base_flags, w, g_adv, S, R, count, lrs[t])
         count += 1
         if not all_finite(w):
-            w[:] = w_before
+            if keep_last_finite:
+                w[:] = w_before
             return t, evals, product, clipped
         n = t + 1
         epoch_end = steps_per_epoch > 0 and n % steps_per_epoch == 0
@@ -310,7 +323,7 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
         kind, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, lrs, steps_per_epoch or 0,
         base_kind, base_hp, base_flags, sam_kind, rho, sam_eps, ascent,
         average_kind, decay, warmup, warmup_hp, ema_ints, ema,
-        losses, grad_norms, params, averages)
+        losses, grad_norms, params, averages, on_divergence == "stop")
 
     diverged = done < steps
     if diverged and on_divergence == "raise":

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import refimpl
-import refimpl.filters  # noqa: F401  (registers its kernels)
+import refimpl.bench  # noqa: F401  (registers its kernels)
+import refimpl.filters  # noqa: F401
 import refimpl.train  # noqa: F401
 from refimpl._jit import JIT_DISABLED, KERNELS
 
@@ -122,7 +123,7 @@ def _train(rng):
             int(rng.integers(3)), int(rng.integers(3)), 0.9, int(rng.integers(5)),
             np.array([1.0, 2 / 3, 0.0, 0.9]), np.array([1, int(rng.integers(2)), 0, 4, 2, 0, 0, 1]),
             rng.standard_normal(d), np.zeros(steps), np.zeros(steps), np.zeros((steps + 1, d)),
-            np.zeros((steps + 1, d)))
+            np.zeros((steps + 1, d)), bool(rng.integers(2)))
 
 
 CASES = {
@@ -166,6 +167,9 @@ CASES = {
         0, np.array([0.9, 0.1, 0.01]), np.array([0, 1, 0]), _vec(rng), _vec(rng),
         rng.standard_normal((6, D)), np.zeros(6), int(rng.integers(3)), 0.1),
     "refimpl.train.train_kernel": _train,
+    "refimpl.bench.triad_kernel": lambda rng: (np.zeros(D), _vec(rng), _vec(rng), float(rng.standard_normal())),
+    "refimpl.bench.update_kernel": lambda rng: (_vec(rng), _vec(rng), float(rng.standard_normal())),
+    "refimpl.bench.copy_loop_kernel": lambda rng: (_vec(rng), np.zeros(D), int(rng.integers(0, 4))),
     "refimpl.problems.mlp.mlp_forward": _mlp_forward,
     "refimpl.problems.mlp.mlp_head": _mlp_head,
     "refimpl.problems.mlp.mlp_backward": _mlp_backward,

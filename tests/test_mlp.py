@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import refimpl as r
@@ -163,6 +163,7 @@ def test_relu_derivative_at_zero_is_zero():
 
 
 @given(seed=st.integers(0, 2**32 - 1), shift=st.floats(-30, 30))
+@example(seed=6051876, shift=0.0)
 def test_cross_entropy_laws(seed, shift):
     """Softmax is shift invariant (adding c to every output bias changes nothing) and,
     for one-hot targets, the output-bias gradients sum to zero over the classes."""
@@ -171,7 +172,13 @@ def test_cross_entropy_laws(seed, shift):
     shifted = w.copy()
     shifted[-3:] += shift
     assert math.isclose(problem.loss(shifted), loss, rel_tol=1e-12, abs_tol=64 * EPS * (1 + abs(shift)))
-    assert abs(g[-3:].sum()) <= 16 * EPS * np.max(np.abs(g[-3:]) + 1e-300)
+    # The law's rounding error scales with the probabilities (O(1)), not with |g|, which
+    # is small when the fit is good: each p_j = exp(f_j - m) / s is off by <= (n + 3) eps
+    # relative (exp 1 ulp, the n-term sum s, the division), each delta = (p - y) / B
+    # adds 2 eps / B, and each g_j sums B deltas of size <= 1 / B (B eps). With n = 3
+    # classes and B = 5: |sum_j g_j| <= n (B + n + 5) eps = 39 eps < 64 eps. (Hypothesis
+    # found seed 6051876 with 3.5e-17 > 16 eps max|g|, a bound that scaled with |g|.)
+    assert abs(g[-3:].sum()) <= 64 * EPS
 
 
 def test_cross_entropy_by_hand():

@@ -39,16 +39,13 @@ from refimpl._jit import kernel
 def quadratic_kernel(H, w_star, w, g):
     """Write ``g = H (w - w*)`` (fixed-order sums) and return ``1/2 (w-w*)^T H (w-w*)``."""
     d = w.shape[0]
-    r = np.empty(d)
-    for j in range(d):
-        r[j] = w[j] - w_star[j]
     loss = 0.0
     for i in range(d):
         acc = 0.0
-        for j in range(d):
-            acc += H[i, j] * r[j]
+        for j in range(d):  # r_j = w_j - w*_j recomputed: no work array to allocate per call
+            acc += H[i, j] * (w[j] - w_star[j])
         g[i] = acc
-        loss += r[i] * acc
+        loss += (w[i] - w_star[i]) * acc
     return 0.5 * loss
 
 
