@@ -8,7 +8,10 @@ as a table, plus the SGD-convention witness of SPEC 1.
 ``refimpl golden check [DIR] [--impl MODULE:FACTORY]`` list, regenerate and check the
 golden vectors (refimpl/golden/FORMAT.md). ``check`` exits 0 when every case passes
 (skipped cases allowed), 1 when a case fails or an input file is malformed, 2 on a
-usage error (``--impl`` not importable, no case selected). A later issue adds ``bench``.
+usage error (``--impl`` not importable, no case selected).
+
+``refimpl bench [--quick] [--json FILE]`` measures speed and memory as ratios against
+baselines run in the same process (refimpl/bench.py, benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -123,7 +126,14 @@ def main(argv=None) -> int:
     gcheck.add_argument("-k", dest="select", action="append", metavar="PATTERN",
                         help="check only case ids matching this glob (repeatable)")
     gcheck.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
+    bench_parser = sub.add_parser("bench", help="speed and memory against baselines measured "
+                                                "in the same run")
+    from refimpl import bench
+
+    bench.add_arguments(bench_parser)
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return bench.run(args)
     if args.command == "tutorials":
         return _demo(args.fast)
     if args.command == "golden":
