@@ -38,3 +38,21 @@ def vectors(d_min=1, d_max=6, lo=-1e3, hi=1e3):
     return st.integers(d_min, d_max).flatmap(
         lambda d: st.lists(finite_floats(lo, hi), min_size=d, max_size=d).map(
             lambda xs: np.array(xs, dtype=np.float64)))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--claim", action="append", default=[], metavar="LABEL",
+                     help="run only the tests marked @pytest.mark.claim(LABEL) (repeatable); "
+                          "the labels are listed in proofs/README.md")
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = set(config.getoption("--claim"))
+    if not wanted:
+        return
+    keep, drop = [], []
+    for item in items:
+        labels = {m.args[0] for m in item.iter_markers("claim") if m.args}
+        (keep if labels & wanted else drop).append(item)
+    config.hook.pytest_deselected(items=drop)
+    items[:] = keep

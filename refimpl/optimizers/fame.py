@@ -18,7 +18,10 @@ Two variants; both are implemented, neither is the other's approximation.
 
 with ``c_t = 1 - b1**t`` (``debias="adam"``, the authors' choice) or ``c_t`` = the
 TEMA chain's exact response to a constant gradient of 1 (``debias="exact"``). With
-b3 = b4 = 0 this is exactly Adam, bit for bit.
+b3 = b4 = 0 and ``debias="adam"`` this is exactly Adam, bit for bit, except for the sign
+of a zero: with b1 = 0 and a gradient of exactly -0.0, ``(3 m1 - 3 m2) + m3`` is +0.0
+where Adam's m is -0.0, so a parameter of exactly -0.0 ends as -0.0 under FAME and +0.0
+under Adam (equal as numbers; proofs/tema_fame.md, FAME-adam).
 
 ``variant="full"`` (the talk slides; OUR RECONSTRUCTION, since bias correction and eps
 placement were not published): TEMA on both moments with five decays, the m-chain
@@ -43,7 +46,8 @@ the debiased TEMA second moment fall below Adam's own debiased estimate (the v-c
 first EMA), so a step is never larger than Adam's step with the same m_tema.
 ``FAMEFullState.v_clipped`` counts the elements where the guard changed the value.
 
-With b3 = b4 = b5 = 0 and ``debias="adam"`` this is Adam, bit for bit, under either guard
+With b3 = b4 = b5 = 0 and ``debias="adam"`` this is Adam, bit for bit (up to the sign of
+a zero, as above), under either guard
 (hence v1 is computed in Adam's order, not as ``ema_step(v1, g * g, b2)``, which rounds
 differently).
 """
