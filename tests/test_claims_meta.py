@@ -103,3 +103,8 @@ def test_claim_option_selects_exactly_the_marked_tests():
     collected = {line.split("[")[0] for line in out.stdout.splitlines() if "::" in line}
     expected = {f"tests/{name}" for name in markers()[label]}
     assert collected == expected, out.stdout + out.stderr
+
+
+def test_readme_counts_the_claims():
+    readme = (ROOT / "README.md").read_text()
+    assert f"indexes {len(claims())} labelled claims" in readme
