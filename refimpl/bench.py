@@ -763,7 +763,8 @@ def _bench_quadratic(p: Plan) -> tuple[Record, float]:
 
 
 def _bench_copy(p: Plan, loop_ns: float) -> list[Record]:
-    """The loop's copy of w every step (to hand back the last finite iterate), at the
+    """The loop's copy of w every step (to hand back the last finite iterate when
+    ``on_divergence="stop"``; the default "raise" skips it), at the
     quadratic's d against the loop's step, and at target_d against an SGD step."""
     w, w_before = np.ones(p.quad_d), np.empty(p.quad_d)
     small = time_call(lambda: copy_loop_kernel(w, w_before, p.quad_steps), repeat=p.repeat,
@@ -781,7 +782,8 @@ def _bench_copy(p: Plan, loop_ns: float) -> list[Record]:
         record(f"loop's copy of w per step, d={_sci(p.target_d)}", large.best * 1e3, "ms",
                baseline=step.best * 1e3, spread=max(large.spread, step.spread),
                note="ratio = cost relative to one SGD momentum step (16 B/element, plus the "
-                    "read for ownership of w_before, against 40)"),
+                    "read for ownership of w_before, against 40); paid only with "
+                    "on_divergence='stop', which needs the last finite iterate"),
     ]
 
 
@@ -1052,9 +1054,10 @@ def bench_memory(p: Plan) -> list[Record]:
                 f"train(), one SGD momentum step, d={n}: memory added vs w + buf + g", peak, "MB",
                 baseline=arrays,
                 note="beyond its inputs, train() copies the problem's h, w* and noise scale "
-                     "and draws the noise (4 d), copies w0 (1 d), and the loop allocates a "
-                     "(6, d) state whatever the base optimizer, g and the copy of w (8 d); "
-                     "SAM's buffers stay untouched without SAM, so they are not resident"))
+                     "and draws the noise (4 d), copies w0 (1 d), and the loop allocates the "
+                     "state rows the base optimizer uses (1 d for SGD) and g (1 d); SAM's "
+                     "buffers stay untouched without SAM, so they are not resident, and the "
+                     "copy of w is made only with on_divergence='stop'"))
     return records
 
 
