@@ -1214,12 +1214,15 @@ def _fmt(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def format_table(records: list[Record]) -> str:
-    """A Markdown table (readable as plain text) followed by the numbered notes as a list."""
+def format_table(records: list[Record], targets_only: bool = False) -> str:
+    """A Markdown table (readable as plain text) followed by the numbered notes as a list;
+    with ``targets_only`` just the rows that carry a target."""
     lines = ["| benchmark | value | unit | baseline | ratio | target | met | spread |",
              "|---|---:|---|---:|---:|---|---|---:|"]
     notes = []
     for r in records:
+        if targets_only and r.target is None:
+            continue
         name = r.name
         if r.note:
             notes.append(r.note)
@@ -1304,6 +1307,9 @@ def add_arguments(parser: argparse.ArgumentParser):
                              "(under 2 minutes)")
     parser.add_argument("--json", metavar="FILE", type=_json_path,
                         help="also write the records to FILE as JSON")
+    parser.add_argument("--targets-only", action="store_true",
+                        help="print only the rows that carry a target (the JSON file still "
+                             "holds every record)")
     parser.add_argument("--sections", metavar="LIST", type=_sections, default=SECTIONS,
                         help=f"comma-separated subset of: {', '.join(SECTIONS)} (default all)")
     parser.add_argument("--torch-python", metavar="PYTHON", type=_python_path, default=None,
@@ -1346,7 +1352,7 @@ def run(args: argparse.Namespace) -> int:
     meta["seconds"] = elapsed
     print(f"refimpl bench{' --quick' if p.quick else ''}: {meta['processor']}, "
           f"{meta['cpus']} CPUs, numpy {meta['numpy']}, numba {meta['numba']}\n")
-    print(format_table(records))
+    print(format_table(records, targets_only=args.targets_only))
     met = [r.met for r in records if r.met is not None]
     print(f"\n{sum(met)} of {len(met)} targets met; {elapsed:.0f} s")
     if args.json is not None:

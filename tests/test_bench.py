@@ -350,6 +350,16 @@ def test_table_has_one_row_per_record_and_numbered_notes():
     assert lines[6:] == ["- [1] limit", "- [2] slow"]
 
 
+def test_targets_only_table_keeps_the_rows_with_a_target_and_their_notes():
+    records = [record("a", 27.25, "GB/s", note="limit"),
+               record("b", 13.5, "GB/s", baseline=27.0, target="ratio >= 0.7", note="slow"),
+               record("c", None, "s", target="value <= 90")]
+    lines = bench.format_table(records, targets_only=True).splitlines()
+    assert lines[2] == "| b [1] | 13.5 | GB/s | 27.0 | 0.5 | ratio >= 0.7 | **NO** | - |"
+    assert lines[3] == "| c | - | s | - | - | value <= 90 | - | - |"
+    assert lines[5:] == ["- [1] slow"]
+
+
 def test_json_refuses_nan():
     with pytest.raises(ValueError):
         bench.write_json("/dev/null", [record("x", float("nan"), "s")], {})
