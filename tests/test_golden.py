@@ -235,7 +235,7 @@ def test_refimpl_passes_every_shipped_case_through_the_plugin_protocol():
     """The public protocol with refimpl's own adapter (a MODULE:FACTORY string)."""
     report = golden.check(golden.VECTORS, "refimpl.golden.adapter:make")
     assert report.format_errors == []
-    assert report.count("pass") == 94 and report.count("fail") == 0 and report.count("skip") == 0
+    assert report.count("pass") == 97 and report.count("fail") == 0 and report.count("skip") == 0
     assert report.ok
 
 
@@ -283,7 +283,7 @@ def test_expected_values_equal_the_jitted_training_loop(shipped):
         if case.average is not None:
             assert np.array_equal(rec.averages[1:n + 1], case.average_expected), case.id
         checked += 1
-    assert checked == 65
+    assert checked == 68
 
 
 def test_spec_witness_values(shipped):
@@ -459,7 +459,7 @@ def test_the_bound_contains_the_exact_rational_result(shipped):
                 err = np.abs(got - frac(w))
                 assert np.all(err <= E[k]["E_params"][0] * (1 + 1e-9)), (case.id, k + 1)
         n_cases += 1
-    assert n_cases == 34
+    assert n_cases == 35
 
 
 # -- teeth: a third implementation passes, its wrong variants fail where they should -----------------
@@ -471,7 +471,7 @@ def test_a_numpy_implementation_passes_in_both_precisions():
     (it overflows at the expected step)."""
     report = golden.check(golden.VECTORS, numpy_impl)
     assert report.count("fail") == 0, report.text()
-    assert report.count("pass") == 81 and report.count("skip") == 13
+    assert report.count("pass") == 83 and report.count("skip") == 14
 
 
 def first_lr_change(case):
@@ -607,7 +607,7 @@ def test_one_broken_case_does_not_stop_the_others(shipped):
         return adapter.make(case)
     report = golden.check(golden.VECTORS, factory)
     fails = [x.case_id for x in report.results if x.status == "fail"]
-    assert fails == ["ema/copy"] and report.count("pass") == 93
+    assert fails == ["ema/copy"] and report.count("pass") == 96
     assert "the factory raised RuntimeError: boom" in report.text()
 
 
@@ -800,7 +800,7 @@ def test_shipped_files_validate_against_the_schema_with_jsonschema_if_installed(
 
 def test_cli_check_list_and_usage_errors(capsys):
     assert main(["golden", "check"]) == 0
-    assert capsys.readouterr().out.strip().endswith("golden: 94 passed, 0 failed, 0 skipped")
+    assert capsys.readouterr().out.strip().endswith("golden: 97 passed, 0 failed, 0 skipped")
     assert main(["golden", "check", "--impl", "tests.test_golden:wrong_keras",
                  "-k", "sgd/witness-*"]) == 1
     out = capsys.readouterr().out
@@ -811,8 +811,8 @@ def test_cli_check_list_and_usage_errors(capsys):
     assert main(["golden", "check", "-k", "no/such-case"]) == 2
     assert main(["golden", "list"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last == ("adam 10, divergence 2, ema 12, fame 12, mlp 5, sam 13, sgd 19, "
-                    "stable_sam 12, switch_ema 9; 94 cases")
+    assert last == ("adam 10, divergence 2, ema 13, fame 13, mlp 5, sam 13, sgd 19, "
+                    "stable_sam 12, switch_ema 10; 97 cases")
 
 
 def test_format_md_matches_the_vectors(shipped):

@@ -374,6 +374,10 @@ def _fame_cases():
                  [], opt(fame(variant="full")), q, W0_3, [0.05] * T),
         CaseSpec("fame/full-adam-debias", "Full FAME with Adam's 1 - b^t corrections.", [],
                  opt(fame(variant="full", debias="adam")), q, W0_3, [0.05] * T),
+        CaseSpec("fame/full-distinct-decays", "Full FAME with beta3, beta4, beta5 all different "
+                 "(0.3, 0.6, 0.8), so that each decay's place in the two chains matters.", [],
+                 opt(fame(variant="full", beta3=0.3, beta4=0.6, beta5=0.8)), q, W0_3,
+                 [0.05] * T),
         CaseSpec("fame/full-spike-guard-adam", "A gradient spike (10) then zeros in the first "
                  "coordinate, all decays 0.9: v_tema turns negative and the 'adam' guard "
                  "holds the denominator at Adam's.", ["fame_negative_v_guard"],
@@ -465,6 +469,11 @@ def _ema_cases():
                  "power 2/3, min_decay 0.1, decay 0.9).", ["warmup_boundary"],
                  opt(base, None, ema(0.9, warmup="timm", update_after_step=3, min_decay=0.1)),
                  q, W0_3, lr),
+        CaseSpec("ema/timm-min-decay", "timm warm-up where min_decay binds (0.5) and gamma "
+                 "is not 1 (gamma 2, power 0.75, update_after_step 0, decay 0.95).",
+                 ["warmup_boundary"],
+                 opt(base, None, ema(0.95, warmup="timm", warmup_gamma=2.0, warmup_power=0.75,
+                                     min_decay=0.5)), q, W0_3, lr),
         CaseSpec("ema/constant-warmup", "openmixup constant warm-up (ratio 0.5, 6 steps).",
                  ["warmup_boundary"],
                  opt(base, None, ema(0.9, warmup="constant", warmup_ratio=0.5, warmup_steps=6)),
@@ -499,6 +508,10 @@ def _switch_cases():
                  "count exceeds 1 (4 steps per epoch).", ["switch_boundary"],
                  opt(base, None, ema(0.8, switch_every=2, switch_start=1)), q, W0_3, lr,
                  steps_per_epoch=4),
+        CaseSpec("switch_ema/start-2", "Switch at the end of every epoch once the epoch "
+                 "count exceeds 2: no switch at epochs 1 and 2 (4 steps per epoch).",
+                 ["switch_boundary"], opt(base, None, ema(0.8, switch_every=1, switch_start=2)),
+                 q, W0_3, lr, steps_per_epoch=4),
         CaseSpec("switch_ema/steps", "Switch every 6 steps (switch_unit 'step'), no epochs.",
                  ["switch_boundary"], opt(base, None, ema(0.8, switch_every=6, switch_unit="step")),
                  q, W0_3, lr),
@@ -521,7 +534,7 @@ def _switch_cases():
                  opt(base, sam("stable_sam", rho=0.1), ema(0.8, switch_every=1)), q, W0_3, lr,
                  steps_per_epoch=5),
     ]
-    out += [to_float32(out[0]), to_float32(out[3])]
+    out += [to_float32(out[0]), to_float32(out[4])]
     return out
 
 
