@@ -19,6 +19,10 @@ that no module can quietly change them:
   every loss, gradient and iterate and raise ``FloatingPointError`` (never a silent nan).
 * no ``parallel``: parallel reductions reorder sums.
 
+numba's cache key is the kernel's source file and bytecode, NOT these options: after
+changing an option here, delete the cached machine code (``find refimpl -name
+'*.nb[ic]' -delete``) or unchanged modules keep running code compiled the old way.
+
 Set the environment variable ``NUMBA_DISABLE_JIT=1`` to run every kernel as ordinary
 Python (numba then returns the undecorated function). The test suite passes in both
 modes and checks that each compiled kernel equals its ``.py_func`` bit for bit.
