@@ -97,13 +97,6 @@ def _mlp_backward(rng):
     return net, w, Z, A, rng.standard_normal((rows, 4)), np.empty((4, 3)), np.empty(w.shape[0])
 
 
-def _problem(rng):
-    kind = int(rng.integers(3))
-    net, w, X, Y, idx = _mlp_case(rng, sizes=(2, 1, 1))  # (2, 1, 1) has D = 5 parameters
-    return (kind, rng.standard_normal((D, D)), _pos(rng), _vec(rng), _pos(rng), _vec(rng),
-            net, X, Y, idx, w if kind == 2 else _vec(rng), np.empty(D))
-
-
 def _train(rng):
     d, steps = 3, 25
     problem = int(rng.integers(3))
@@ -162,7 +155,6 @@ CASES = {
         rng.standard_normal((D, D)), _vec(rng), _vec(rng), np.empty(D)),
     "refimpl.problems.quadratic.noisy_quadratic_kernel": lambda rng: (
         _pos(rng), _vec(rng), _pos(rng), _vec(rng), _vec(rng), np.empty(D)),
-    "refimpl.train.problem_kernel": _problem,
     "refimpl.train.base_kernel": lambda rng: (
         0, np.array([0.9, 0.1, 0.01]), np.array([0, 1, 0]), _vec(rng), _vec(rng),
         rng.standard_normal((6, D)), np.zeros(6), int(rng.integers(3)), 0.1),
