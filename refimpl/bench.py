@@ -1263,6 +1263,24 @@ def write_json(path, records: list[Record], meta: dict):
     Path(path).write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
 
+def read_json(path) -> tuple[list[Record], dict]:
+    """The records and meta of a file written by :func:`write_json` (ValueError naming the
+    file if it is not one)."""
+    try:
+        payload = json.loads(Path(path).read_text())
+        if payload.get("schema") != "refimpl-bench/1":
+            raise ValueError("schema is not 'refimpl-bench/1'")
+        return [Record(**row) for row in payload["records"]], payload["meta"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a refimpl bench JSON file ({exc})") from None
+
+
+def header(meta: dict) -> str:
+    return (f"refimpl bench{' --quick' if meta.get('quick') else ''}: {meta['processor']}, "
+            f"{meta['cpus']} CPUs, numpy {meta['numpy']}, numba {meta['numba']}, "
+            f"{meta.get('date', '')}")
+
+
 # ------------------------------------------------------------------------------ command
 
 
@@ -1307,6 +1325,9 @@ def add_arguments(parser: argparse.ArgumentParser):
                              "(under 2 minutes)")
     parser.add_argument("--json", metavar="FILE", type=_json_path,
                         help="also write the records to FILE as JSON")
+    parser.add_argument("--table", metavar="FILE", default=None,
+                        help="print the table of a run stored with --json, measuring nothing "
+                             "(benchmarks/results.json is the run the README quotes)")
     parser.add_argument("--targets-only", action="store_true",
                         help="print only the rows that carry a target (the JSON file still "
                              "holds every record)")
@@ -1321,6 +1342,17 @@ def add_arguments(parser: argparse.ArgumentParser):
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark described by parsed arguments; print the table."""
+    if args.table is not None:  # reprint a stored run, measure nothing
+        try:
+            records, meta = read_json(args.table)
+        except ValueError as exc:
+            print(f"refimpl bench: {exc}", file=sys.stderr)
+            return 2
+        print(header(meta) + "\n")
+        print(format_table(records, targets_only=args.targets_only))
+        met = [r.met for r in records if r.met is not None]
+        print(f"\n{sum(met)} of {len(met)} targets met; {meta.get('seconds', 0):.0f} s")
+        return 0
     if JIT_DISABLED:
         print("refimpl bench measures the compiled kernels: unset NUMBA_DISABLE_JIT",
               file=sys.stderr)
@@ -1350,8 +1382,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     meta = machine_info(p)
     meta["seconds"] = elapsed
-    print(f"refimpl bench{' --quick' if p.quick else ''}: {meta['processor']}, "
-          f"{meta['cpus']} CPUs, numpy {meta['numpy']}, numba {meta['numba']}\n")
+    print(header(meta) + "\n")
     print(format_table(records, targets_only=args.targets_only))
     met = [r.met for r in records if r.met is not None]
     print(f"\n{sum(met)} of {len(met)} targets met; {elapsed:.0f} s")

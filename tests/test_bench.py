@@ -360,6 +360,23 @@ def test_targets_only_table_keeps_the_rows_with_a_target_and_their_notes():
     assert lines[5:] == ["- [1] slow"]
 
 
+def test_json_round_trip_and_table_from_a_stored_run(tmp_path, capsys):
+    records = [record("a", 27.25, "GB/s", note="limit"),
+               record("b", 13.5, "GB/s", baseline=27.0, target="ratio >= 0.7", note="slow")]
+    meta = {"processor": "cpu", "cpus": 2, "numpy": "x", "numba": "y", "quick": False,
+            "date": "today", "seconds": 3.0}
+    path = tmp_path / "run.json"
+    bench.write_json(path, records, meta)
+    assert bench.read_json(path) == (records, meta)
+    assert bench.main(["--table", str(path), "--targets-only"]) == 0
+    out = capsys.readouterr().out
+    assert "| b [1] | 13.5 | GB/s | 27.0 | 0.5 | ratio >= 0.7 | **NO** | - |" in out
+    assert "| a" not in out and "0 of 1 targets met" in out
+    (tmp_path / "bad.json").write_text("{}")
+    assert bench.main(["--table", str(tmp_path / "bad.json")]) == 2
+    assert "bad.json: not a refimpl bench JSON file" in capsys.readouterr().err
+
+
 def test_json_refuses_nan():
     with pytest.raises(ValueError):
         bench.write_json("/dev/null", [record("x", float("nan"), "s")], {})
