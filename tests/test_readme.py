@@ -38,3 +38,15 @@ def test_readme_python_examples_run():
     namespace = {}
     for code in blocks:
         exec(compile(code, "README.md", "exec"), namespace)
+
+
+def test_readme_speed_table_is_the_stored_bench_run():
+    """The Speed section's rows are `refimpl bench --table benchmarks/results.json
+    --targets-only`, so the README cannot drift from the stored measurements."""
+    from refimpl import bench
+
+    records, _ = bench.read_json(ROOT / "benchmarks" / "results.json")
+    expected = [line for line in bench.format_table(records, targets_only=True).splitlines()
+                if line.startswith("|")]
+    section = re.search(r"## Speed\n(.*?)\n## ", README, re.S).group(1)
+    assert [line for line in section.splitlines() if line.startswith("|")] == expected
