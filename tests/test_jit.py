@@ -162,6 +162,9 @@ CASES = {
     "refimpl.bench.triad_kernel": lambda rng: (np.zeros(D), _vec(rng), _vec(rng), float(rng.standard_normal())),
     "refimpl.bench.update_kernel": lambda rng: (_vec(rng), _vec(rng), float(rng.standard_normal())),
     "refimpl.bench.copy_loop_kernel": lambda rng: (_vec(rng), np.zeros(D), int(rng.integers(0, 4))),
+    "refimpl.problems.mlp.mlp_shape": lambda rng: (_mlp_case(rng)[0],),
+    "refimpl.problems.mlp.softmax_column": lambda rng: (
+        rng.standard_normal((3, 4)) * 30, int(rng.integers(4)), np.empty(3)),
     "refimpl.problems.mlp.mlp_forward": _mlp_forward,
     "refimpl.problems.mlp.mlp_head": _mlp_head,
     "refimpl.problems.mlp.mlp_backward": _mlp_backward,

@@ -71,6 +71,35 @@ MSE, XENT = 0, 1
 
 
 @kernel
+def mlp_shape(net):
+    """(rows, widest): the number of units over all layers (the rows of the work arrays
+    Z, A, D) and the widest layer."""
+    rows = 0
+    widest = 0
+    for layer in range(2, net.shape[0]):
+        rows += net[layer]
+        widest = max(widest, net[layer])
+    return rows, widest
+
+
+@kernel
+def softmax_column(F, b, prob):
+    """Write ``prob = softmax(F[:, b])`` (exponentials shifted by the column's maximum, so
+    none overflows) and return ``logsumexp(F[:, b])``."""
+    n = F.shape[0]
+    m = F[0, b]
+    for j in range(1, n):
+        if F[j, b] > m:
+            m = F[j, b]
+    s = 0.0
+    for j in range(n):
+        s += math.exp(F[j, b] - m)
+    for j in range(n):
+        prob[j] = math.exp(F[j, b] - m) / s
+    return m + math.log(s)
+
+
+@kernel
 def mlp_forward(net, w, X, idx, Z, A):
     """Forward pass of the batch ``X[idx]``: pre-activations into Z, activations into A
     (the output rows of A equal Z: no activation on the last layer)."""
@@ -124,23 +153,16 @@ def mlp_head(loss_kind, F, Y, idx, D):
                 total += r * r
                 D[j, b] = scale * r
         return total / (B * n_o)
+    prob = np.empty(n_o)
     for b in range(B):
-        m = F[0, b]
-        for j in range(1, n_o):
-            if F[j, b] > m:
-                m = F[j, b]
-        s = 0.0
-        for j in range(n_o):
-            s += math.exp(F[j, b] - m)
-        lse = m + math.log(s)
+        lse = softmax_column(F, b, prob)
         y_sum = 0.0
         for j in range(n_o):
             y = Y[idx[b], j]
             total += y * (lse - F[j, b])
             y_sum += y
         for j in range(n_o):
-            prob = math.exp(F[j, b] - m) / s
-            D[j, b] = (prob * y_sum - Y[idx[b], j]) / B
+            D[j, b] = (prob[j] * y_sum - Y[idx[b], j]) / B
     return total / B
 
 
@@ -203,11 +225,7 @@ def mlp_backward(net, w, Z, A, D, AT, g):
 @kernel
 def mlp_loss_grad(net, w, X, Y, idx, g):
     """Mini-batch loss of ``X[idx], Y[idx]`` at w; writes its gradient into g."""
-    rows = 0
-    widest = 0
-    for layer in range(2, net.shape[0]):
-        rows += net[layer]
-        widest = max(widest, net[layer])
+    rows, widest = mlp_shape(net)
     B = idx.shape[0]
     Z = np.zeros((rows, B))
     A = np.zeros((rows, B))
@@ -226,11 +244,7 @@ def mlp_hvp(net, w, v, X, Y, idx, hv):
     writes H v into hv and returns the loss."""
     act = net[0]
     L = net.shape[0] - 3
-    rows = 0
-    widest = 0
-    for layer in range(2, net.shape[0]):
-        rows += net[layer]
-        widest = max(widest, net[layer])
+    rows, widest = mlp_shape(net)
     B = idx.shape[0]
     Z = np.zeros((rows, B))
     A = np.zeros((rows, B))
@@ -287,17 +301,10 @@ def mlp_hvp(net, w, v, X, Y, idx, hv):
     else:
         prob = np.empty(n_out)
         for b in range(B):
-            m = Z[r0, b]
-            for j in range(1, n_out):
-                if Z[r0 + j, b] > m:
-                    m = Z[r0 + j, b]
-            s = 0.0
-            for j in range(n_out):
-                s += math.exp(Z[r0 + j, b] - m)
+            softmax_column(Z[r0:], b, prob)
             y_sum = 0.0
             p_dot = 0.0
             for j in range(n_out):
-                prob[j] = math.exp(Z[r0 + j, b] - m) / s
                 y_sum += Y[idx[b], j]
                 p_dot += prob[j] * RZ[r0 + j, b]
             for j in range(n_out):
