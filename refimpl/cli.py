@@ -1,8 +1,11 @@
 """The ``refimpl`` command.
 
-``refimpl tutorials`` will run the tutorials (a later issue); until they land it runs a
-short demo of what exists: every optimizer on the same noisy quadratic model, printed
-as a table, plus the SGD-convention witness of SPEC 1.
+``refimpl tutorials [--fast] [--out DIR] [NAME ...]`` runs the tutorials (tutorials/,
+shipped as refimpl.tutorials) headless, one progress line per tutorial, and writes a
+folder of course material: per tutorial its figures, script and lesson page, plus an
+index (index.html and index.md) with each tutorial's claim, measured numbers, checks and
+figures (refimpl/course.py). It exits 0 when every tutorial's checks hold, 1 when one
+fails or errors, 2 on an unknown tutorial name.
 
 ``refimpl golden list [DIR]``, ``refimpl golden write DIR`` and
 ``refimpl golden check [DIR] [--impl MODULE:FACTORY]`` list, regenerate and check the
@@ -19,55 +22,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
 
+def _tutorials(args) -> int:
+    from refimpl import course
 
-def _demo(fast: bool) -> int:
-    import refimpl as r
-    from refimpl.scaling import scale_optimizer
-
-    steps = 200 if fast else 2000
-    h = np.array([10.0, 3.0, 1.0, 0.3, 0.1])
-    problem = r.NoisyQuadratic(h, batch_size=8)
-    w0 = np.ones(5)
-    print(f"refimpl {r.__version__}: demo on the noisy quadratic model, h = {h.tolist()}, "
-          f"batch 8, {steps} steps, seed 0; loss = population loss of the final iterate")
-    print("(the tutorials replace this demo when they land)\n")
-    sgd = r.SGD(lr=0.05, momentum=0.9)
-    runs = {
-        "SGD(lr=0.05, momentum=0.9)": sgd,
-        "SGD nesterov": r.SGD(lr=0.05, momentum=0.9, nesterov=True),
-        "Adam(lr=0.01)": r.Adam(lr=0.01),
-        "FAME official (lr=0.01)": r.FAME(lr=0.01),
-        "FAME full (lr=0.01)": r.FAME(lr=0.01, variant="full"),
-        "SAM(SGD, rho=0.05)": r.SAM(sgd, rho=0.05),
-        "StableSAM(SGD, rho=0.05)": r.StableSAM(sgd, rho=0.05),
-        "EMA(SGD, decay=0.99)": r.EMA(sgd, decay=0.99),
-        "SwitchEMA(SGD, 0.99, every 100 steps)": r.SwitchEMA(sgd, decay=0.99, switch_every=100,
-                                                             switch_unit="step"),
-    }
-    print(f"{'optimizer':40s} {'loss(w)':>10s} {'loss(EMA)':>10s} {'grad evals':>11s}")
-    for name, opt in runs.items():
-        rec = r.train(problem, opt, w0=w0, steps=steps, seed=0)
-        avg = "" if rec.average is None else f"{problem.loss(rec.average):.3e}"
-        print(f"{name:40s} {problem.loss(rec.w):10.3e} {avg:>10s} {rec.grad_evals:11d}")
-
-    kappa = 4
-    scaled = scale_optimizer(r.EMA(sgd, decay=0.99), kappa)
-    print(f"\nEMA Scaling Rule, kappa = {kappa}: lr {sgd.lr!r} -> {scaled.inner.lr!r}, "
-          f"decay 0.99 -> {scaled.decay:.6f} (= 0.99 ** {kappa})")
-
-    # SPEC 1 witness: g = 1 always, momentum 0.9, w0 = 0, lr 0.1 then 0.01.
-    lr = np.array([0.1, 0.01])
-    one = lambda w: (0.0, np.ones(1))  # noqa: E731
-    print("\nSGD conventions, g = 1, momentum 0.9, lr 0.1 then 0.01, w0 = 0:")
-    for convention in ("pytorch", "optax", "keras"):
-        opt = r.SGD(lr=lr, momentum=0.9, convention=convention)
-        w, state = np.zeros(1), opt.init(np.zeros(1))
-        for _ in range(2):
-            w, state, _ = opt.step(w, state, one)
-        print(f"  {convention:8s} w2 = {w[0]:+.3f}")
-    return 0
+    if args.list_only:
+        for name, path in course.discover().items():
+            print(f"{name:28s} {path}")
+        return 0
+    return course.main(args.fast, args.out, args.names)
 
 
 def _golden(args) -> int:
@@ -110,8 +73,16 @@ def _golden(args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="refimpl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    tut = sub.add_parser("tutorials", help="run the tutorials (for now: a short demo)")
-    tut.add_argument("--fast", action="store_true", help="fewer steps")
+    tut = sub.add_parser("tutorials", help="run the tutorials and write the course folder")
+    tut.add_argument("--fast", action="store_true",
+                     help="fewer steps and runs (the same claims are checked)")
+    tut.add_argument("--out", default="refimpl-tutorials", metavar="DIR",
+                     help="output folder (default: refimpl-tutorials)")
+    tut.add_argument("--list", action="store_true", dest="list_only",
+                     help="list the tutorials and exit")
+    tut.add_argument("names", nargs="*", metavar="NAME",
+                     help="tutorials to run: 03_ema_scaling_rule, ema_scaling_rule or 03 "
+                          "(default: all)")
     gold = sub.add_parser("golden", help="list, write or check the golden vectors")
     gsub = gold.add_subparsers(dest="golden_command", required=True)
     glist = gsub.add_parser("list", help="list the cases (default: the shipped vectors)")
@@ -135,7 +106,7 @@ def main(argv=None) -> int:
     if args.command == "bench":
         return bench.run(args)
     if args.command == "tutorials":
-        return _demo(args.fast)
+        return _tutorials(args)
     if args.command == "golden":
         return _golden(args)
     return 2  # pragma: no cover (argparse rejects unknown commands)
