@@ -1,0 +1,425 @@
+# %% [markdown]
+# # The EMA Scaling Rule
+#
+# When you make the batch `κ` times larger, SGD's linear scaling rule multiplies the
+# learning rate by `κ`. A model EMA of the weights needs its own rule: its decay `ρ`
+# becomes `ρ^κ` (Busbridge et al. 2023, "How to Scale Your EMA"). This lesson shows,
+# with the *exact* moments of the noisy quadratic model (NQM), that
+#
+# 1. with the rule the scaled runs follow the same trajectory against samples seen;
+# 2. without it (only the learning rate scaled) the EMA is off by a gap that does not
+#    shrink as the learning rate goes to 0, while with it the gap is first order in
+#    `κ η` and halves when `η` halves;
+# 3. the rule is a small-learning-rate statement: it fails as `κ η h_max` approaches
+#    SGD's stability limit 2, and past the limit the scaled run diverges.
+#
+# Prerequisites: SGD on a quadratic, what an EMA of the weights is. It illustrates claim
+# **EMA-scale** of `proofs/ema.md` (and uses **EMA-lyapunov**, the exact moment
+# recursion of `refimpl.theory`). Notation: `η` learning rate, `ρ` EMA decay, `κ` batch
+# multiplier, `h` a curvature (an eigenvalue of the Hessian).
+
+# %%
+import itertools
+
+import matplotlib.pyplot as plt
+import numpy as np
+import scipy.stats
+
+import refimpl as r
+from refimpl import theory
+from refimpl.scaling import scale_decay, scale_optimizer
+from refimpl.tutorial import Tutorial
+
+tut = Tutorial(
+    title="The EMA Scaling Rule",
+    claim="On the noisy quadratic model, scaling (B, lr, rho) to (kappa B, kappa lr, "
+          "rho^kappa) keeps the exact mean and variance of the iterate and of its EMA at "
+          "matched sample counts to within a gap that halves with lr (ratio within "
+          "kappa lr h_max of 1/2), while keeping rho leaves an EMA gap that tends to a "
+          "nonzero limit; the rule's stationary variances drift apart as kappa lr h_max "
+          "approaches 2 and the scaled run is unstable exactly from kappa lr h_max = 2.")
+FAST = tut.fast
+EPS = np.finfo(np.float64).eps
+
+# %% [markdown]
+# ## The setup
+#
+# The NQM: loss `½ Σ h_i (w_i - w*_i)²`, and a mini-batch of size `B` returns the
+# gradient `h (w - w*) + ξ` with `Var ξ_i = c_i / B` (here `c = h`). Two directions,
+# a sharp one `h = 1` and a flat one `h = 0.3`, start at `w0 = (1, 1)`, `w* = 0`.
+#
+# The EMA's decay is tied to the learning rate, `ρ = 1 - α η` with `α = 1.5`: the
+# EMA then forgets at a fixed rate *per unit of training time* `t = η · steps`, which
+# is the regime where an SDE limit exists and the rule is derived. The same setup as
+# `tests/test_claims_ema.py`, so the numbers below reproduce `proofs/ema.md`.
+#
+# `scale_optimizer(opt, κ)` applies the rule: `lr → κ lr`, `decay → decay^κ`.
+
+# %%
+H = np.array([1.0, 0.3])      # h_max = 1
+B = 4
+W0 = np.ones(2)
+ALPHA = 1.5                   # the EMA's rate per unit time: rho = 1 - ALPHA * lr
+T_HORIZON = 4.0               # compare runs over t = lr * steps in [0, 4]
+
+
+def base_run(lr):
+    return r.EMA(r.SGD(lr=lr), decay=1.0 - ALPHA * lr)
+
+
+def nqm(kappa):
+    return r.NoisyQuadratic(H, batch_size=kappa * B)
+
+
+scaled = scale_optimizer(base_run(0.025), 4)
+print("base:  ", base_run(0.025))
+print("kappa=4:", scaled)
+print("decay^4 by scale_decay:", scale_decay(1 - ALPHA * 0.025, 4))
+
+# %% [markdown]
+# ## Matched trajectories
+#
+# `theory.moments` gives the exact mean and variance of `w` and of the EMA after every
+# step (they are exactly Gaussian: the recursion is linear in the noise). We run the
+# base (`κ = 1`, `η = 0.025`) and its scaled versions for `κ = 2, 4, 8` over the same
+# number of *samples* (`step · κ B`), and plot them against samples seen. If the rule
+# works, the curves lie on top of each other.
+
+# %%
+LR0 = 0.025
+KAPPAS = (1, 2, 4, 8)
+runs = {}
+for kappa in KAPPAS:
+    n = round(T_HORIZON / (kappa * LR0))
+    runs[kappa] = theory.moments(nqm(kappa), scale_optimizer(base_run(LR0), kappa),
+                                 w0=W0, steps=n)
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+colors = dict(zip(KAPPAS, ("k", "tab:blue", "tab:orange", "tab:green")))
+for kappa, m in runs.items():
+    samples = np.arange(m.steps + 1) * kappa * B
+    ax1.plot(samples, m.mean_w[:, 0], ":", color=colors[kappa])
+    ax1.plot(samples, m.mean_avg[:, 0], "-", color=colors[kappa], label=f"κ = {kappa}")
+    ax2.plot(samples, m.var_w[:, 0], ":", color=colors[kappa])
+    ax2.plot(samples, m.var_avg[:, 0], "-", color=colors[kappa], label=f"κ = {kappa}")
+ax1.set(xlabel="samples seen (step · κB)", ylabel="E w (dotted), E EMA (solid)",
+        title="mean, direction h = 1")
+ax2.set(xlabel="samples seen (step · κB)", ylabel="Var w (dotted), Var EMA (solid)",
+        title="variance, direction h = 1")
+ax1.legend()
+ax2.legend(loc="lower right")
+tut.figure(fig, "matched_trajectories",
+           "Exact mean and variance of w (dotted) and of its EMA (solid) for the base run "
+           "and the runs scaled by the rule: the curves for κ = 1, 2, 4, 8 nearly overlap "
+           "when plotted against samples seen.")
+
+# %% [markdown]
+# How close is "nearly"? At matched times (base step `κ j` against scaled step `j`)
+# take the largest difference, for the EMA's mean (in units of `|w0 - w*| = 1`) and
+# its variance (relative to the base run's largest variance).
+
+# %%
+def gaps(m1, m2, kappa):
+    """Largest matched-time differences of the EMA's (and w's) mean and variance."""
+    def gap(a, b):
+        return np.max(np.abs(a[::kappa] - b))
+    return {"avg_mean": gap(m1.mean_avg, m2.mean_avg),
+            "avg_var": gap(m1.var_avg, m2.var_avg) / np.max(m1.var_avg),
+            "w_mean": gap(m1.mean_w, m2.mean_w),
+            "w_var": gap(m1.var_w, m2.var_w) / np.max(m1.var_w)}
+
+
+for kappa in KAPPAS[1:]:
+    g = gaps(runs[1], runs[kappa], kappa)
+    tut.number(f"EMA mean gap, kappa={kappa}, lr={LR0}", g["avg_mean"])
+    print(f"   EMA var gap {g['avg_var']:.4g}, w mean gap {g['w_mean']:.4g}, "
+          f"w var gap {g['w_var']:.4g}")
+
+# %% [markdown]
+# ## A Monte Carlo sanity layer
+#
+# The exact moments are derived from the optimizers' documented updates, not read off
+# the code. So check them against the code: many seeded runs of `refimpl.train` of
+# the `κ = 4` run. Because the iterate is exactly Gaussian, the sample mean is
+# `N(mean, var / R)` and `(R - 1) s² / var` is chi-square with `R - 1` degrees of
+# freedom, *exactly*. Each point gets a two-sided test at level `10⁻⁶ / (2 m)` for
+# `m` points (Bonferroni), so a correct theory fails any of them with probability at
+# most `10⁻⁶`.
+
+# %%
+RUNS = 400 if FAST else 2000
+KAPPA_MC = 4
+m4 = runs[KAPPA_MC]
+problem4 = nqm(KAPPA_MC)
+opt4 = scale_optimizer(base_run(LR0), KAPPA_MC)
+avgs = np.array([r.train(problem4, opt4, w0=W0, steps=m4.steps, seed=s,
+                         record_params=True).averages for s in range(RUNS)])
+ROWS = np.arange(4, m4.steps + 1, 4)          # the points tested
+level = 1e-6 / (2 * ROWS.size * 2)            # two statistics per point, 2 coordinates
+z_max = scipy.stats.norm.isf(level / 2)
+chi_lo, chi_hi = (scipy.stats.chi2.ppf(level / 2, RUNS - 1) / (RUNS - 1),
+                  scipy.stats.chi2.isf(level / 2, RUNS - 1) / (RUNS - 1))
+x = avgs[:, ROWS, :]
+z = (x.mean(0) - m4.mean_avg[ROWS]) / np.sqrt(m4.var_avg[ROWS] / RUNS)
+q = x.var(0, ddof=1) / m4.var_avg[ROWS]
+tut.number("Monte Carlo runs", RUNS)
+tut.number("largest |z| of the EMA mean", np.max(np.abs(z)))
+tut.number("allowed |z| (family-wise 1e-6)", z_max)
+tut.number("sample/exact variance, range low", q.min())
+tut.number("sample/exact variance, range high", q.max())
+print(f"allowed variance ratio range: [{chi_lo:.4f}, {chi_hi:.4f}]")
+
+# %%
+fig, ax = plt.subplots(figsize=(6.4, 4.2))
+samples = np.arange(m4.steps + 1) * KAPPA_MC * B
+sd = np.sqrt(m4.var_avg[:, 0])
+ax.fill_between(samples, m4.mean_avg[:, 0] - sd, m4.mean_avg[:, 0] + sd, color="tab:orange",
+                alpha=0.25, label="exact mean ± 1 sd of one run")
+ax.plot(samples, m4.mean_avg[:, 0], color="tab:orange", label="exact mean (theory)")
+ax.errorbar(samples[ROWS], avgs[:, ROWS, 0].mean(0),
+            yerr=3 * avgs[:, ROWS, 0].std(0, ddof=1) / np.sqrt(RUNS), fmt="o", ms=4,
+            color="k", label=f"mean of {RUNS} seeded runs ± 3 s.e.")
+ax.plot(samples, avgs[0, :, 0], color="0.5", lw=0.8, label="one run (seed 0)")
+ax.set(xlabel="samples seen (step · κB)", ylabel="EMA of w, direction h = 1",
+       title=f"κ = {KAPPA_MC}: exact moments against refimpl.train")
+ax.legend()
+tut.figure(fig, "monte_carlo",
+           "The κ = 4 run's EMA: exact mean and one-sd band from refimpl.theory, and the "
+           "mean of the seeded train() runs with 3-standard-error bars, which sit on the "
+           "exact curve.")
+
+# %% [markdown]
+# ## Without the rule the gap does not go away
+#
+# Why `ρ^κ`? In time `t = η · steps`, SGD with batch `B` and step `η` is the Euler
+# scheme of one SDE; the scaled run with `κB` and `κη` is the *same* SDE discretized
+# `κ` times more coarsely (the per-step noise variance `(κη)² σ² / (κB)` is `κ` times
+# the base's, and so is its step). The EMA's rate per unit time is `(1 - ρ) / η = α`.
+# With `ρ^κ` the scaled rate is `(1 - ρ^κ) / (κη) = α + O(κη)`: the same SDE, so the
+# gap is the Euler error `(κ - 1) η C`, first order. Keeping `ρ` gives the rate
+# `α / κ`: a *different* SDE, and the gap tends to the distance between the two SDE
+# solutions, which for the mean is `max_t |Z_α(t) - Z_{α/κ}(t)|` with
+# `Z_β(t) = (β e^(-ht) - h e^(-βt)) / (β - h)` (the EMA of gradient flow).
+#
+# We measure both gaps on a grid of `κ η h_max` fixed in advance.
+
+# %%
+LEVELS = (0.2, 0.1, 0.05, 0.025) if FAST else (0.2, 0.1, 0.05, 0.025, 0.0125)
+KAPPAS_GAP = (4, 8)
+
+
+def matched(lr, kappa, scaled_opt):
+    n = round(T_HORIZON / (kappa * lr))
+    m1 = theory.moments(nqm(1), base_run(lr), w0=W0, steps=kappa * n)
+    m2 = theory.moments(nqm(kappa), scaled_opt, w0=W0, steps=n)
+    return gaps(m1, m2, kappa)
+
+
+def sde_ema_mean(t, beta, h):
+    return (beta * np.exp(-h * t) - h * np.exp(-beta * t)) / (beta - h)
+
+
+with_rule, keep_rho, sde_limit = {}, {}, {}
+t_grid = np.linspace(0.0, T_HORIZON, 40001)
+for kappa in KAPPAS_GAP:
+    sde_limit[kappa] = max(np.max(np.abs(sde_ema_mean(t_grid, ALPHA, h)
+                                         - sde_ema_mean(t_grid, ALPHA / kappa, h))) for h in H)
+    for x in LEVELS:
+        lr = x / kappa
+        with_rule[kappa, x] = matched(lr, kappa, scale_optimizer(base_run(lr), kappa))
+        keep = r.EMA(r.SGD(lr=kappa * lr), decay=1.0 - ALPHA * lr)   # lr scaled, rho kept
+        keep_rho[kappa, x] = matched(lr, kappa, keep)
+    tut.number(f"SDE limit of the keep-rho EMA gap, kappa={kappa}", sde_limit[kappa], fmt=".5f")
+
+# %%
+def slope(kappa, table, key="avg_mean"):
+    """Least-squares slope of log(gap) against log(kappa lr h_max)."""
+    return np.polyfit(np.log(LEVELS), np.log([table[kappa, x][key] for x in LEVELS]), 1)[0]
+
+
+for kappa in KAPPAS_GAP:
+    print(f"kappa = {kappa}:  kappa*lr  gap(rule)  gap(keep rho)  "
+          "gap(rule)/((kappa-1) lr)")
+    for x in LEVELS:
+        g1, g2 = with_rule[kappa, x]["avg_mean"], keep_rho[kappa, x]["avg_mean"]
+        print(f"     {x:<8} {g1:.5f}    {g2:.5f}        {g1 / ((kappa - 1) * x / kappa):.4f}")
+    tut.number(f"log-log slope of the EMA mean gap with the rule, kappa={kappa}",
+               slope(kappa, with_rule), fmt=".3f")
+    tut.number(f"log-log slope of the EMA variance gap with the rule, kappa={kappa}",
+               slope(kappa, with_rule, "avg_var"), fmt=".3f")
+    tut.number(f"log-log slope of the EMA mean gap keeping rho, kappa={kappa}",
+               slope(kappa, keep_rho), fmt=".3f")
+
+# %%
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+kappa = KAPPAS_GAP[-1]
+lr = LEVELS[-1] / kappa
+n = round(T_HORIZON / (kappa * lr))
+mb = theory.moments(nqm(1), base_run(lr), w0=W0, steps=kappa * n)
+mr = theory.moments(nqm(kappa), scale_optimizer(base_run(lr), kappa), w0=W0, steps=n)
+mk = theory.moments(nqm(kappa), r.EMA(r.SGD(lr=kappa * lr), decay=1 - ALPHA * lr), w0=W0, steps=n)
+ax1.plot(np.arange(kappa * n + 1) * B, mb.mean_avg[:, 0], "k", lw=3, alpha=0.4, label="base, κ = 1")
+ax1.plot(np.arange(n + 1) * kappa * B, mr.mean_avg[:, 0], "tab:green", label=f"κ = {kappa}, ρ → ρ^κ")
+ax1.plot(np.arange(n + 1) * kappa * B, mk.mean_avg[:, 0], "tab:red", ls="--",
+         label=f"κ = {kappa}, ρ kept")
+ax1.set(xlabel="samples seen", ylabel="E EMA, direction h = 1",
+        title=f"EMA mean at κη = {LEVELS[-1]}")
+ax1.legend()
+for k, mark in zip(KAPPAS_GAP, ("o", "s")):
+    ax2.loglog(LEVELS, [with_rule[k, x]["avg_mean"] for x in LEVELS], "-" + mark,
+               color="tab:green", label=f"ρ → ρ^κ, κ = {k}")
+    ax2.loglog(LEVELS, [keep_rho[k, x]["avg_mean"] for x in LEVELS], "--" + mark,
+               color="tab:red", label=f"ρ kept, κ = {k}")
+ax2.set(xlabel="κ η h_max", ylabel="largest matched-time gap of E EMA",
+        title="gap against learning rate")
+ax2.minorticks_off()
+ax2.set_xticks(LEVELS, labels=[str(x) for x in LEVELS])
+ax2.legend(fontsize=8)
+tut.figure(fig, "without_the_rule",
+           "Left: keeping ρ makes the scaled run's EMA lag far behind the base run, even "
+           "at a small learning rate. Right: the EMA mean gap against κη on log-log axes: "
+           "slope 1 with the rule (halving η halves it), flat without it.")
+
+# %% [markdown]
+# The printed slopes say it: with the rule the gap is first order in `κη` (slope near
+# 1, and the gap divided by `(κ - 1) η` is nearly the same number at every `κ`, the
+# `κ`-independent constant `C` of the Euler error); keeping `ρ` the slope is near 0
+# and the gap approaches the SDE limit printed above, not zero.
+#
+# ## Where the rule breaks down
+#
+# The rule is first order in `κη`. Push `κ` up at a fixed base run (`η = 0.1`,
+# `ρ = 0.85`, `h_max = 1`) and compare the *stationary* variances (from
+# `theory.stationary`, the solution of a discrete Lyapunov equation) of the scaled and
+# the base run. For SGD the ratio is exactly `(2 - η h) / (2 - κ η h)`; it blows up as
+# `κ η h → 2`. There the per-step factor `1 - κ η h` reaches `-1`: the spectral radius
+# of the scaled run's map is `max_i(|1 - κ η h_i|, ρ^κ)`, and the run is stable iff it
+# is below 1.
+
+# %%
+LR_B, RHO_B = 0.1, 0.85
+base_b = r.EMA(r.SGD(lr=LR_B), decay=RHO_B)
+s_base = theory.stationary(nqm(1), base_b)
+kappa_grid = np.arange(1, 25)
+radius = np.array([theory.spectral_radius(nqm(k), scale_optimizer(base_b, int(k)))
+                   for k in kappa_grid])
+stable = kappa_grid[radius < 1.0]
+ratio_w, ratio_avg, closed_avg = [], [], []
+for k in stable:
+    s = theory.stationary(nqm(k), scale_optimizer(base_b, int(k)))
+    ratio_w.append(s.var_w[0, 0] / s_base.var_w[0, 0])
+    ratio_avg.append(s.var_avg[0, 0] / s_base.var_avg[0, 0])
+    # closed form (proofs/ema.md): V = lr sigma^2 / (h (2 - lr h)), a = 1 - lr h,
+    # Var EMA = (1 - rho) V (1 + rho a) / ((1 + rho)(1 - rho a))
+    eta, rho, sig2 = k * LR_B, RHO_B ** k, 1.0 / (k * B)
+    V, a = eta * sig2 / (2 - eta), 1 - eta
+    closed_avg.append((1 - rho) * V * (1 + rho * a) / ((1 + rho) * (1 - rho * a)) / s_base.var_avg[0, 0])
+ratio_w, ratio_avg, closed_avg = map(np.array, (ratio_w, ratio_avg, closed_avg))
+for k in (10, 15, 19):
+    i = int(np.flatnonzero(stable == k)[0])
+    tut.number(f"stationary Var w ratio scaled/base, kappa={k}", ratio_w[i], fmt=".4g")
+    tut.number(f"stationary Var EMA ratio scaled/base, kappa={k}", ratio_avg[i], fmt=".4g")
+tut.number("largest stable kappa", int(stable.max()))
+tut.number("spectral radius at kappa = 2 / (lr h_max) = 20", radius[kappa_grid == 20][0], fmt=".17g")
+
+# %%
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+limit = 2.0 / (LR_B * H.max())
+ax1.semilogy(stable, ratio_w, "o-", ms=4, label="Var w")
+ax1.semilogy(stable, ratio_avg, "s-", ms=4, label="Var EMA")
+ax1.semilogy(stable, (2 - LR_B) / (2 - stable * LR_B), "k:", label="(2 - ηh) / (2 - κηh)")
+ax1.axvline(limit, color="tab:red", ls="--", label="stability limit κηh_max = 2")
+ax1.axhline(1.0, color="0.6", lw=0.8)
+ax1.set(xlabel="κ", ylabel="stationary variance, scaled / base (h = 1)",
+        title="the rule's stationary variances drift apart", xlim=(0, 25))
+ax1.legend()
+ax2.plot(kappa_grid, radius, "o-", ms=4, color="tab:purple")
+ax2.axhline(1.0, color="tab:red", ls="--", label="radius 1")
+ax2.axvline(limit, color="tab:red", ls=":", label="κηh_max = 2")
+ax2.set(xlabel="κ", ylabel="spectral radius of the scaled run's map",
+        title="stability of the scaled run")
+ax2.legend()
+tut.figure(fig, "breakdown",
+           "Left: stationary variance of the κ-scaled run over the base run's (direction "
+           "h = 1, log scale), rising from 1 towards infinity at the stability limit. "
+           "Right: the spectral radius max(|1 - κη h_i|, ρ^κ) crosses 1 exactly at κ = 20.")
+
+# %% [markdown]
+# Past the limit the scaled run diverges. At `κ = 20` the factor is exactly `-1`: the
+# variance of `w` in the sharp direction neither settles nor explodes but grows like
+# `n (κη)² σ²`, i.e. exactly `n / 20` here. At `κ = 21` it grows by `1.1² = 1.21` per
+# step, and a long enough `train` run overflows; at `κ = 19` it does not.
+
+# %%
+m20 = theory.moments(nqm(20), scale_optimizer(base_b, 20), w0=W0, steps=200)
+growth21 = theory.moments(nqm(21), scale_optimizer(base_b, 21), w0=W0, steps=200).var_w[:, 0]
+tut.number("Var w after 200 steps at kappa=20 (n/20 = 10)", m20.var_w[200, 0], fmt=".17g")
+tut.number("per-step variance growth at kappa=21", growth21[200] / growth21[199], fmt=".6f")
+LONG = 10_000
+div = {k: r.train(nqm(k), scale_optimizer(base_b, k), w0=W0, steps=LONG, seed=0,
+                  on_divergence="stop") for k in (19, 20, 21)}
+for k, rec in div.items():
+    print(f"kappa {k}: diverged {rec.diverged} after {rec.steps} of {LONG} steps")
+
+# %% [markdown]
+# ## What we checked
+#
+# - The Monte Carlo means and variances of the `κ = 4` EMA from `refimpl.train` match the
+#   exact moments (z and chi-square bounds at family-wise false-alarm probability 10⁻⁶).
+# - With the rule, every gap (EMA and `w`, mean and variance) satisfies
+#   `|gap(η/2) / gap(η) - 1/2| ≤ κ η h_max` on the whole grid: first order in `η`
+#   (the bound allows a second-order term up to `|b / a| ≤ 4` in `gap = a x + b x²`).
+# - Keeping `ρ`, the EMA's mean gap stays at least 90 % of its nonzero SDE limit at every
+#   grid point, and fails the halving test.
+# - The gap divided by `(κ - 1) η` is `κ`-independent at the smallest level (within
+#   `κ η h_max`), as the Euler error says.
+# - Near the limit: the stationary `Var w` ratio equals `(2 - ηh) / (2 - κηh)` and the
+#   EMA's variance equals its closed form, to the Lyapunov solver's accuracy; both
+#   ratios grow with `κ`.
+# - Stability: radius `= max(|1 - κηh_i|, ρ^κ)` to rounding; stationary solutions exist
+#   exactly for `κ ≤ 19`; at `κ = 20` the variance is exactly `n / 20`; `κ = 21` grows
+#   by `1.21` per step and its `train` run diverges, while `κ = 19` and `κ = 20` do not.
+
+# %%
+tut.check(bool(np.all(np.abs(z) <= z_max)),
+          "Monte Carlo means of the EMA lie within the z-bound of the exact means")
+tut.check(bool(np.all((q >= chi_lo) & (q <= chi_hi))),
+          "Monte Carlo variances of the EMA lie within the chi-square bounds of the exact ones")
+ok = True
+for kappa in KAPPAS_GAP:
+    for big, small in itertools.pairwise(LEVELS):
+        for key in ("avg_mean", "avg_var", "w_mean", "w_var"):
+            ratio = with_rule[kappa, small][key] / with_rule[kappa, big][key]
+            ok = ok and abs(ratio - 0.5) <= big
+tut.check(bool(ok), "with the rule every matched-time gap halves with lr: "
+          "|gap(lr/2)/gap(lr) - 1/2| <= kappa lr h_max")
+tut.check(bool(all(keep_rho[k, x]["avg_mean"] >= 0.9 * sde_limit[k] > 0.15
+                   for k in KAPPAS_GAP for x in LEVELS)),
+          "keeping rho, the EMA mean gap stays >= 90% of its SDE limit (> 0.15) at every lr")
+tut.check(bool(all(abs(keep_rho[k, LEVELS[-1]]["avg_mean"] / keep_rho[k, LEVELS[-2]]["avg_mean"]
+                       - 0.5) > LEVELS[-2] for k in KAPPAS_GAP)),
+          "keeping rho fails the halving test")
+x = LEVELS[-1]
+cs = [with_rule[k, x]["avg_mean"] / ((k - 1) * x / k) for k in KAPPAS_GAP]
+tut.check(bool(max(cs) - min(cs) <= x * min(cs)),
+          "gap / ((kappa - 1) lr) is kappa-independent within kappa lr h_max")
+
+# %%
+tol = 100 * EPS * (1 / (1 - radius[stable - 1].max() ** 2) + 1)  # Lyapunov solver accuracy
+tut.check(bool(np.allclose(ratio_w, (2 - LR_B) / (2 - stable * LR_B), rtol=tol, atol=0)),
+          "stationary Var w ratio = (2 - lr h)/(2 - kappa lr h) to the solver's accuracy")
+tut.check(bool(np.allclose(ratio_avg, closed_avg, rtol=tol, atol=0)),
+          "stationary Var EMA equals its closed form to the solver's accuracy")
+tut.check(bool(np.all(np.diff(ratio_avg) > 0) and ratio_avg[-1] > 5),
+          "the EMA's stationary variance ratio grows with kappa, beyond 5x at kappa = 19")
+closed_radius = np.array([max(np.max(np.abs(1 - k * LR_B * H)), RHO_B ** k) for k in kappa_grid])
+tut.check(bool(np.allclose(radius, closed_radius, rtol=8 * EPS, atol=0)),
+          "spectral radius = max(|1 - kappa lr h_i|, rho^kappa) to rounding")
+tut.check(bool(np.array_equal(stable, np.arange(1, 20))),
+          "the scaled run has a stationary distribution exactly for kappa lr h_max < 2")
+tut.check(bool(abs(m20.var_w[200, 0] - 10.0) <= 200 * 4 * EPS * 10.0),
+          "at kappa lr h_max = 2 the variance grows exactly linearly (n/20)")
+tut.check(bool(abs(growth21[200] / growth21[199] - 1.21) < 1e-6),
+          "at kappa = 21 the variance grows by (kappa lr h - 1)^2 = 1.21 per step")
+tut.check(bool(div[21].diverged and not div[20].diverged and not div[19].diverged),
+          "train diverges at kappa = 21 and not at kappa = 19 or 20 within 10000 steps")
