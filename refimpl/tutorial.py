@@ -96,7 +96,7 @@ def _env_flag(name: str) -> bool:
 
 def _unlabelled(fig) -> list[str]:
     """What a figure lacks: every panel that shows data needs an x and a y label (a
-    3-D panel a z label too), and a panel with two or more labelled artists needs a
+    3-D panel a z label too; a label on a panel it shares the axis with counts), and a panel with two or more labelled artists needs a
     legend (its own or the figure's). Colorbars are labelled through their own axes."""
     problems = []
     has_figure_legend = bool(fig.legends)
@@ -108,7 +108,11 @@ def _unlabelled(fig) -> list[str]:
             continue
         where = f"panel {i}" + (f" ({ax.get_title()!r})" if ax.get_title() else "")
         for axis in ("x", "y") + (("z",) if hasattr(ax, "get_zlabel") else ()):
-            if not getattr(ax, f"get_{axis}label")().strip():
+            # a panel sharing its axis with a labelled one (plt.subplots(sharex=True)) is
+            # labelled by it, as the bottom row labels a column
+            shared = getattr(ax, f"get_shared_{axis}_axes", None)
+            siblings = shared().get_siblings(ax) if shared else [ax]
+            if not any(getattr(a, f"get_{axis}label")().strip() for a in siblings):
                 problems.append(f"{where} has no {axis} label")
         labelled = [h for h in ax.get_legend_handles_labels()[1] if not h.startswith("_")]
         if len(labelled) >= 2 and ax.get_legend() is None and not has_figure_legend:

@@ -278,3 +278,23 @@ def test_a_figure_needs_axis_labels_and_a_legend(tut):
     fig.legend()  # a figure legend counts for every panel
     tut.figure(fig, "good", "caption")
     assert (tut.out / "good.png").is_file() and not (tut.out / "bad.png").exists()
+
+
+def test_a_shared_axis_is_labelled_by_its_labelled_panel(tut):
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True)
+    top.plot([0, 1])
+    bottom.plot([1, 0])
+    top.set_ylabel("loss")
+    bottom.set_ylabel("accuracy")
+    bottom.set_xlabel("epoch")  # labels the top panel's shared x axis too
+    tut.figure(fig, "shared", "caption")
+    fig, (left, right) = plt.subplots(1, 2, sharex=True)
+    left.plot([0, 1])
+    right.plot([1, 0])
+    for ax in (left, right):
+        ax.set_ylabel("y")
+    with pytest.raises(ValueError, match="panel 1 has no x label; panel 2 has no x label"):
+        tut.figure(fig, "unshared", "caption")
+    plt.close("all")

@@ -1,0 +1,434 @@
+# %% [markdown]
+# # SAM versus StableSAM
+#
+# Sharpness-aware minimization (SAM) takes two gradients per step: `g = ∇f(w)`, then
+# `g_adv = ∇f(w + e)` at an ascent point `e = ρ g` (USAM, the unnormalized form) or
+# `e = ρ g / ‖g‖` (Foret's normalized SAM), and steps from `w` with `g_adv`.
+# StableSAM (Tan et al. 2024) rescales that descent gradient to the length of the
+# first one: `g_ssam = g_adv ‖g‖ / ‖g_adv‖`.
+#
+# What you will see:
+#
+# - the norms `‖g(w)‖`, `‖g(w + e)‖` and `‖g_ssam‖` along real runs, and the norm
+#   equality checked to a few units in the last place (claim `SSAM-norm`);
+# - the learning-rate regime on `f = ½ wᵀ diag(10, 1) w` with `ρ = 0.1`: USAM's stable
+#   range shrinks to `2 / (λ (1 + ρ λ)) = 0.1`, while StableSAM's is EXACTLY gradient
+#   descent's `2 / λ = 0.2` (claim `SAM-quadratic`), and normalized SAM ends in a
+#   2-cycle (claim `SAM-bounce`);
+# - saddles: a negative-curvature direction attracts USAM and StableSAM iff `λ < -1/ρ`.
+#   The SPEC stated the reverse interval; `proofs/sam.md` (claim `SAM-saddle`) corrects
+#   it, and this tutorial shows why.
+#
+# Prerequisites: gradient descent on a quadratic (`w ← (I - η H) w`, stable iff
+# `η < 2 / λ_max`). Proofs: `proofs/sam.md`. Code: `refimpl/optimizers/sam.py`.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import refimpl as r
+from refimpl.problems import data
+from refimpl.tutorial import Tutorial
+
+tut = Tutorial(
+    title="SAM versus StableSAM",
+    claim="StableSAM's descent gradient has the norm of the gradient at w at every step "
+          "(to (d + 6) ulps); on diag(10, 1) with rho = 0.1 USAM is stable only for "
+          "lr < 2 / (lam (1 + rho lam)) = 0.1 while GD and StableSAM are stable exactly "
+          "for lr < 2 / lam = 0.2; and a negative-curvature direction attracts USAM and "
+          "StableSAM iff lam < -1/rho (not -1/rho < lam < 0 as the SPEC said).",
+)
+FAST = tut.fast
+EPS = np.finfo(np.float64).eps
+
+# %% [markdown]
+# ## 1. Looking inside one SAM step
+#
+# `opt.step(w, state, grad_fn)` hides the two gradients. We observe them without
+# touching the optimizer: the oracle records what it returns, and the step itself is run
+# from `v = 0` on the shifted oracle `v ↦ grad_fn(v + w)` with `SGD(lr=1)`. The base step
+# is then `0 - 1 · g_descent`, which is exact in floating point, so `-v_new` IS the
+# descent gradient, bit for bit.
+#
+# Norms are measured with `math.hypot`, which is accurate to under one ulp.
+
+# %%
+def observe(opt_cls, oracle, w, **kw):
+    """(g, g_adv, g_descent) of one opt_cls(SGD(lr=1), **kw) step at w, exactly."""
+    seen = []
+
+    def shifted(v):
+        loss, g = oracle(v + w)
+        seen.append(g.copy())
+        return loss, g
+
+    opt = opt_cls(r.SGD(lr=1.0), **kw)
+    v0 = np.zeros_like(w)
+    v1, _, _ = opt.step(v0, opt.init(v0), shifted)
+    return seen[0], seen[1], -v1
+
+
+def norm(x):
+    return math.hypot(*x)
+
+# %% [markdown]
+# ## 2. Gradient norms along a run
+#
+# We run StableSAM (`SGD` base, unnormalized ascent, `eps = 0`) and at every step record
+# `‖g(w)‖`, `‖g(w + e)‖` (what SAM would step with) and `‖g_ssam‖` (what StableSAM
+# steps with). Two problems: the quadratic `diag(10, 1)` with `ρ = 0.1` from `w₀ = (1, 1)`,
+# and a 2-16-16-2 tanh MLP on two spirals (cross-entropy, mini-batches of 20) with
+# `ρ = 0.5`. On the quadratic `‖g_adv‖ / ‖g‖` must lie between `1 + ρ λ_min = 1.1` and
+# `1 + ρ λ_max = 2`, because `g_adv = (I + ρ H) g`.
+
+# %%
+def norm_run(problem, w0, lr, rho, steps, batches=None):
+    opt = r.StableSAM(r.SGD(lr=lr), rho=rho, eps=0.0)
+    w, state = w0.copy(), opt.init(w0)
+    rows = []                                   # (||g||, ||g_adv||, ||g_ssam||) per step
+    for t in range(steps):
+        fn = problem.grad_fn(None if batches is None else batches[t])
+        g, g_adv, g_ssam = observe(r.StableSAM, fn, w, rho=rho, eps=0.0)
+        rows.append((norm(g), norm(g_adv), norm(g_ssam)))
+        w, state, _ = opt.step(w, state, fn)
+    return np.array(rows)
+
+
+quad = r.Quadratic(np.diag([10.0, 1.0]))
+quad_norms = norm_run(quad, np.array([1.0, 1.0]), lr=0.05, rho=0.1, steps=60)
+
+spirals = data.two_spirals(200, seed=0)
+net = r.MLP((2, 16, 16, 2), activation="tanh", loss="xent")
+mlp = r.MLPProblem(net, spirals.X, spirals.Y, batch_size=20)
+mlp_steps = 100 if FAST else 300
+mlp_norms = norm_run(mlp, net.init(seed=0), lr=0.1, rho=0.5, steps=mlp_steps,
+                     batches=mlp.draw_noise(mlp_steps, seed=0))
+print("MLP parameters d =", mlp.dim)
+
+# %% [markdown]
+# The ratio `‖g_adv‖ / ‖g‖` is how much plain SAM's step length differs from gradient
+# descent's; `|‖g_ssam‖ - ‖g‖| / (eps ‖g‖)` is StableSAM's deviation in ulps. The proof
+# of `SSAM-norm` allows `(d + 4)` eps for refimpl's own norms and the two roundings of
+# the rescale, plus one ulp for each of our two `hypot` measurements: `(d + 6)` eps.
+
+# %%
+def ulps(rows):
+    return np.abs(rows[:, 2] - rows[:, 0]) / (EPS * rows[:, 0])
+
+
+for name, rows, d in (("quadratic", quad_norms, 2), ("MLP", mlp_norms, mlp.dim)):
+    ratio = rows[:, 1] / rows[:, 0]
+    tut.number(f"{name}: smallest ‖g_adv‖ / ‖g‖ (SAM's step vs GD's)", ratio.min())
+    tut.number(f"{name}: largest ‖g_adv‖ / ‖g‖ (SAM's step vs GD's)", ratio.max())
+    tut.number(f"{name}: largest deviation of ‖g_ssam‖ from ‖g‖", ulps(rows).max(), "ulps")
+    print(f"{name}: allowed (d + 6) = {d + 6} ulps")
+quad_ulps, mlp_ulps = ulps(quad_norms).max(), ulps(mlp_norms).max()
+quad_ratio = quad_norms[:, 1] / quad_norms[:, 0]
+mlp_ratio = mlp_norms[:, 1] / mlp_norms[:, 0]
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+for ax, rows, title in ((axes[0], quad_norms, "quadratic diag(10, 1), ρ = 0.1"),
+                        (axes[1], mlp_norms, "two-spirals MLP, ρ = 0.5")):
+    t = np.arange(rows.shape[0])
+    ax.semilogy(t, rows[:, 1], color="tab:red", lw=1.2, label="‖g(w + e)‖  (SAM's step)")
+    ax.semilogy(t, rows[:, 0], color="tab:blue", lw=2.5, label="‖g(w)‖")
+    ax.semilogy(t, rows[:, 2], "k.", ms=3, label="‖g_ssam‖  (StableSAM's step)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("gradient norm")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+fig.suptitle("StableSAM steps with the length of g(w), SAM with the length of g(w + e)")
+tut.figure(fig, "norms", "Per-step gradient norms along a StableSAM run: the black dots "
+           "(StableSAM's descent gradient) sit on the blue line (the gradient at w); the red "
+           "line is the ascent-point gradient plain SAM would step with, up to twice as long "
+           "on the quadratic.")
+
+# %% [markdown]
+# ## 3. The learning-rate regime on `diag(10, 1)`
+#
+# On `f = ½ wᵀ H w`, USAM's descent gradient is `H (I + ρ H) w`: gradient descent on the
+# effective curvature `k(λ) = λ (1 + ρ λ)`, so it is stable iff
+# `η < 2 / (λ_max (1 + ρ λ_max))`, here `2 / (10 · 2) = 0.1`. StableSAM's direction is
+# the same, but its length is `‖g‖`; `proofs/sam.md` shows that its stable range is
+# exactly GD's, `η < 2 / λ_max = 0.2`, for any `ρ`. Normalized SAM's ascent `ρ g / ‖g‖`
+# does not vanish at the minimum, and it ends in a 2-cycle along the sharp direction with
+# amplitude `w_c = h ρ / (2 - h)`, `h = η λ_max` (claim `SAM-bounce`).
+#
+# We sweep `η` and record the loss after `T` steps. The plot clips it to
+# `[1e-20, 1e10]`: runs that overflow sit on the ceiling, and the floor only means
+# "converged far below anything visible".
+
+# %%
+H_DIAG, RHO, W0 = np.array([10.0, 1.0]), 0.1, np.array([1.0, 1.0])
+LAM = H_DIAG.max()
+bound_usam = 2.0 / (LAM * (1.0 + RHO * LAM))
+bound_gd = 2.0 / LAM
+
+
+def make(kind, lr):
+    base = r.SGD(lr=lr)
+    if kind == "GD":
+        return base
+    if kind == "USAM":
+        return r.SAM(base, rho=RHO, ascent="unnormalized", eps=0.0)
+    if kind == "SAM (normalized)":
+        return r.SAM(base, rho=RHO, ascent="normalized", eps=0.0)
+    return r.StableSAM(base, rho=RHO, eps=0.0)
+
+
+def run(kind, lr, steps):
+    return r.train(quad, make(kind, lr), w0=W0, steps=steps, on_divergence="stop")
+
+
+KINDS = ("GD", "USAM", "SAM (normalized)", "StableSAM")
+T_SWEEP = 300
+lrs = np.linspace(0.01, 0.25, 49 if FAST else 121)
+
+
+def final_loss(kind, lr):
+    rec = run(kind, lr, T_SWEEP)
+    return math.inf if rec.diverged else quad.loss(rec.w)
+
+
+final = {k: np.array([final_loss(k, lr) for lr in lrs]) for k in KINDS}
+
+# %%
+fig, ax = plt.subplots(figsize=(9, 4.4))
+styles = {"GD": ("tab:blue", "-", 5), "USAM": ("tab:red", "-", 2),
+          "SAM (normalized)": ("tab:green", "-", 5), "StableSAM": ("k", "--", 1.5)}
+for k in KINDS:
+    color, ls, lw = styles[k]
+    ax.semilogy(lrs, np.clip(final[k], 1e-20, 1e10), color=color, ls=ls, lw=lw, label=k,
+                alpha=0.45 if lw == 5 else 1.0)
+h = lrs[lrs * LAM < 2] * LAM                  # the cycle exists for h = lr lam < 2
+bounce = 0.5 * LAM * (h * RHO / (2 - h)) ** 2
+ax.semilogy(h / LAM, bounce, ":", color="darkgreen", lw=2, label="SAM-bounce: ½ λ w_c²")
+ax.axvline(bound_usam, color="tab:red", lw=1, label="2 / (λ (1 + ρλ)) = 0.1")
+ax.axvline(bound_gd, color="tab:blue", lw=1, label="2 / λ = 0.2")
+ax.set_xlabel("learning rate η")
+ax.set_ylabel(f"loss after {T_SWEEP} steps (clipped to [1e-20, 1e10])")
+ax.set_title("diag(10, 1), ρ = 0.1: where each method converges")
+ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+tut.figure(fig, "lr_regime", "Final loss against the learning rate: USAM blows up past "
+           "0.1, GD and StableSAM (dashed, on top of GD) converge up to 0.2; normalized SAM "
+           "never converges and sits on the predicted 2-cycle loss (dotted).")
+
+# %% [markdown]
+# The sweep has a coarse grid. To locate each edge sharply we bisect on the event
+# "after `T = 4000` steps `‖w_T‖ > ‖w₀‖`". Why this brackets the true bound `b`: below
+# `b`, GD and USAM shrink every coordinate at every step, so the event cannot happen
+# (StableSAM converges too, by the proof, but it may grow for a while first, so for it
+# this side is an observation); at `η = b (1 + δ)` the sharp coordinate grows by at
+# least `1 + 2δ` per step (for StableSAM too: proof of `SAM-quadratic`), and
+# `(1 + 2δ)^T ≥ e^(Tδ)` exceeds `√2 = ‖w₀‖` once `δ > ln 2 / (2T)`. So the bisected
+# edge should lie in `[b, b (1 + ln 2 / (2T))]`, an interval that does not contain the
+# other method's bound.
+#
+# Normalized SAM is left out: its 2-cycle amplitude grows without bound as `η → 0.2`,
+# so this event measures the cycle, not stability.
+
+# %%
+T_BISECT = 4000
+SLACK = math.log(2) / (2 * T_BISECT)
+
+
+def escapes(kind, lr):
+    rec = run(kind, lr, T_BISECT)
+    return rec.diverged or norm(rec.w) > norm(W0)
+
+
+def bisect_edge(kind, lo=0.01, hi=0.4, iters=40):
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if escapes(kind, mid) else (mid, hi)
+    return hi
+
+
+edges = {k: bisect_edge(k) for k in ("GD", "USAM", "StableSAM")}
+for k, b in (("GD", bound_gd), ("USAM", bound_usam), ("StableSAM", bound_gd)):
+    tut.number(f"{k}: bisected edge", edges[k], fmt=".8f")
+    tut.number(f"{k}: (edge - bound) / bound", edges[k] / b - 1, fmt=".3e")
+tut.number("allowed relative excess ln 2 / (2T)", SLACK, fmt=".3e")
+
+# %% [markdown]
+# The SPEC's example, at `T = 2000` steps: the final `‖w_T‖` just below and just above
+# each bound. Normalized SAM, at `η = 0.05` (`h = 0.5`), should end on the cycle
+# `±w_c` with `w_c = 0.5 · 0.1 / 1.5 = 1/30` along the sharp axis.
+
+# %%
+T_EDGE = 2000
+edge_norm = {}
+for k in ("GD", "USAM", "StableSAM"):
+    for lr in (0.099, 0.101, 0.199, 0.201):
+        rec = run(k, lr, T_EDGE)
+        edge_norm[k, lr] = math.inf if rec.diverged else norm(rec.w)
+        print(f"{k:9s} lr = {lr:.3f}: ||w_T|| = {edge_norm[k, lr]:.3e}")
+
+sam_path = r.train(quad, make("SAM (normalized)", 0.05), w0=W0, steps=T_EDGE,
+                   record_params=True).params
+w_c = 0.5 * RHO / (2 - 0.5)
+cycle_err = np.abs(np.abs(sam_path[-2:, 0]) - w_c).max() / w_c
+cycle_alternates = bool(sam_path[-1, 0] * sam_path[-2, 0] < 0)
+tut.number("normalized SAM: last two |x_T| vs w_c = 1/30, relative error", cycle_err, fmt=".2e")
+tut.number("normalized SAM: flat coordinate |y_T|", abs(sam_path[-1, 1]), fmt=".2e")
+
+# %% [markdown]
+# ## 4. Saddles: which negative curvature attracts?
+#
+# Take `f = ½ (x² + λ y²)` with `λ < 0`: a saddle at 0. USAM moves `y` by
+# `-η k(λ) y` with `k(λ) = λ (1 + ρ λ)`, and StableSAM by `-η s k(λ) y` with one
+# `s = ‖g‖ / ‖g_adv‖ > 0` for all directions. So `y` is pulled toward the saddle iff
+# `k(λ) > 0`. The parabola `k` has roots `-1/ρ` and 0 and is negative BETWEEN them:
+# weak negative curvature `-1/ρ < λ < 0` repels (as for GD), strong negative curvature
+# `λ < -1/ρ` attracts. The SPEC had this interval reversed.
+#
+# We measure the one-step multiplier `y₁ / y₀` from `w₀ = (1, 0.1)` for many `λ`, with
+# `ρ = 0.1` (so `-1/ρ = -10`) and `η = 0.05`.
+
+# %%
+RHO_S, LR_S, W0_S = 0.1, 0.05, np.array([1.0, 0.1])
+lams = np.concatenate([np.linspace(-25.0, -10.5, 30 if FAST else 59),
+                       np.linspace(-9.5, -0.5, 19 if FAST else 37)])
+
+
+def saddle_opt(kind, rho=RHO_S, lr=LR_S):
+    base = r.SGD(lr=lr)
+    if kind == "GD":
+        return base
+    if kind == "USAM":
+        return r.SAM(base, rho=rho, ascent="unnormalized", eps=0.0)
+    return r.StableSAM(base, rho=rho, eps=0.0)
+
+
+def one_step_multiplier(kind, lam):
+    q = r.Quadratic(np.diag([1.0, lam]))
+    rec = r.train(q, saddle_opt(kind), w0=W0_S, steps=1, record_params=True)
+    return rec.params[1, 1] / rec.params[0, 1]
+
+
+mult = {k: np.array([one_step_multiplier(k, lam) for lam in lams])
+        for k in ("GD", "USAM", "StableSAM")}
+k_lam = lams * (1 + RHO_S * lams)
+attracts = {k: mult[k] < 1.0 for k in mult}          # y moved toward 0 (same sign kept or crossed)
+for k in mult:
+    tut.number(f"{k}: fraction of lam < -1/rho where y is pulled in",
+               attracts[k][lams < -1 / RHO_S].mean(), fmt=".3f")
+    tut.number(f"{k}: fraction of -1/rho < lam < 0 where y is pulled in",
+               attracts[k][lams > -1 / RHO_S].mean(), fmt=".3f")
+
+# %%
+fig, ax = plt.subplots(figsize=(6.8, 4.4))
+ax.axvspan(lams.min() - 1, -1 / RHO_S, color="tab:orange", alpha=0.12,
+           label="λ < -1/ρ: k(λ) > 0")
+ax.plot(lams, mult["GD"], "o", color="tab:blue", ms=4, label="GD, measured")
+ax.plot(lams, mult["USAM"], "s", color="tab:red", ms=4, label="USAM, measured")
+ax.plot(lams, mult["StableSAM"], "^", color="k", ms=4, label="StableSAM, measured")
+ax.plot(lams, 1 - LR_S * k_lam, "-", color="tab:red", lw=1, label="1 - η λ (1 + ρ λ)")
+ax.axhline(1.0, color="gray", lw=1, ls="--")
+ax.set_xlim(lams.min() - 1, 0)
+ax.set_xlabel("negative curvature λ")
+ax.set_ylabel("one-step multiplier y₁ / y₀")
+ax.set_title("ρ = 0.1, η = 0.05: below the dashed line y is pulled toward the saddle")
+ax.legend(fontsize=8, loc="lower right")
+tut.figure(fig, "saddle_multipliers", "Multiplier of the negative-curvature coordinate in "
+           "one step: GD always pushes away (above 1); USAM and StableSAM pull toward the "
+           "saddle exactly where λ < -1/ρ = -10 (shaded) and push away for -10 < λ < 0.")
+
+# %% [markdown]
+# Now whole trajectories, for one weak (`λ = -5`) and one strong (`λ = -15`) negative
+# curvature, over the loss contours. From the measured per-step multipliers we expect GD
+# to escape in both, USAM and StableSAM to escape at `λ = -5` and to converge to the
+# saddle at `λ = -15`.
+
+# %%
+T_PATH = 60
+paths = {}
+for lam in (-5.0, -15.0):
+    q = r.Quadratic(np.diag([1.0, lam]))
+    for k in ("GD", "USAM", "StableSAM"):
+        paths[lam, k] = r.train(q, saddle_opt(k), w0=W0_S, steps=T_PATH,
+                                record_params=True).params
+        print(f"lam = {lam:5.1f}  {k:9s}: |y_T| = {abs(paths[lam, k][-1, 1]):.3e}")
+
+fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), constrained_layout=True)
+xs, ys = np.linspace(-0.2, 1.1, 200), np.linspace(-0.3, 1.0, 200)
+X, Y = np.meshgrid(xs, ys)
+colors = {"GD": "tab:blue", "USAM": "tab:red", "StableSAM": "k"}
+for ax, lam in zip(axes, (-5.0, -15.0)):
+    ax.contour(X, Y, 0.5 * (X**2 + lam * Y**2), levels=15, colors="0.75", linewidths=0.7)
+    for k in ("GD", "USAM", "StableSAM"):
+        p = paths[lam, k]
+        ax.plot(p[:, 0], p[:, 1], ".-", color=colors[k], ms=3, lw=1, label=k)
+    ax.plot(0, 0, "*", color="tab:orange", ms=12, label="saddle")
+    ax.set_xlim(xs[0], xs[-1])
+    ax.set_ylim(ys[0], ys[-1])
+    ax.set_xlabel("x  (curvature +1)")
+    ax.set_ylabel(f"y  (curvature λ = {lam:g})")
+    side = "weak: -1/ρ < λ < 0" if lam > -1 / RHO_S else "strong: λ < -1/ρ"
+    ax.set_title(f"λ = {lam:g} ({side})")
+    ax.legend(fontsize=8, loc="lower right")
+fig.suptitle("Paths from (1, 0.1) on f = ½ (x² + λ y²), ρ = 0.1, η = 0.05")
+tut.figure(fig, "saddle_paths", "Left: with weak negative curvature every method leaves "
+           "the saddle along y. Right: with strong negative curvature GD leaves, but USAM "
+           "and StableSAM are pulled into the saddle.")
+
+# %% [markdown]
+# ## What we checked
+#
+# - `SSAM-norm`: at every step of both runs, `‖g_ssam‖` equals `‖g‖` to `(d + 6)` ulps,
+#   while plain SAM's `‖g_adv‖` differs from `‖g‖` by more than 0.1% at every step
+#   (so the check would reject SAM).
+# - `SAM-quadratic` on `diag(10, 1)`, `ρ = 0.1`: GD and StableSAM converge at
+#   `η = 0.199` and diverge at `0.201`; USAM converges at `0.099` and diverges at `0.101`
+#   and at `0.199`.
+# - The bisected edges lie in `[b, b (1 + ln 2 / (2T))]` with `b = 0.2` for GD and
+#   StableSAM and `b = 0.1` for USAM (each interval excludes the other bound).
+# - `SAM-bounce`: normalized SAM at `η = 0.05` ends on the alternating cycle
+#   `±1/30` (relative error below `1e-9`) with the flat coordinate converged.
+# - `SAM-saddle`: for every `λ` on the grid, USAM and StableSAM pull `y` toward the
+#   saddle iff `λ < -1/ρ`; GD never does; the SPEC's predicate `-1/ρ < λ < 0` disagrees
+#   with the observation at every grid point.
+# - Trajectories: at `λ = -15` USAM and StableSAM end within `1e-9` of the saddle while
+#   GD's `|y|` grows past `1e6`; at `λ = -5` all three grow past 100 times `|y₀|`.
+
+# %%
+d_mlp = mlp.dim
+tut.check(bool(quad_ulps <= 2 + 6 and mlp_ulps <= d_mlp + 6),
+          "SSAM-norm: ||g_ssam|| = ||g|| to (d + 6) ulps at every step (quadratic, MLP)")
+tut.check(bool(np.all(np.abs(quad_ratio - 1) > 1e-3) and np.all(np.abs(mlp_ratio - 1) > 1e-3)),
+          "teeth: SAM's ||g_adv|| differs from ||g|| by more than 0.1% at every step")
+# rounding allowance 8 eps: a few roundings in g_adv = H (w + rho H w) and two hypots
+tut.check(bool(np.all((quad_ratio >= 1.1 * (1 - 8 * EPS)) & (quad_ratio <= 2.0 * (1 + 8 * EPS)))),
+          "quadratic: ||g_adv|| / ||g|| lies in [1 + rho lam_min, 1 + rho lam_max] = [1.1, 2]")
+
+# %%
+for k in ("GD", "StableSAM"):
+    tut.check(bool(edge_norm[k, 0.199] < 1e-6 and edge_norm[k, 0.201] > 1e6),
+              f"{k}: converges at lr = 0.199 (||w_T|| < 1e-6), diverges at 0.201 (> 1e6)")
+tut.check(bool(edge_norm["USAM", 0.099] < 1e-6 and edge_norm["USAM", 0.101] > 1e6
+               and edge_norm["USAM", 0.199] > 1e6),
+          "USAM: converges at lr = 0.099, diverges at 0.101 and at 0.199")
+for k, b, other in (("GD", bound_gd, bound_usam), ("USAM", bound_usam, bound_gd),
+                    ("StableSAM", bound_gd, bound_usam)):
+    tut.check(bool(b <= edges[k] <= b * (1 + SLACK)),
+              f"{k}: bisected edge in [b, b (1 + ln 2 / (2T))] with b = {b:g} (excludes {other:g})")
+tut.check(bool(cycle_err < 1e-9 and cycle_alternates and abs(sam_path[-1, 1]) < 1e-9),
+          "SAM-bounce: normalized SAM at lr = 0.05 ends on the alternating 2-cycle +-1/30")
+
+# %%
+strong = lams < -1 / RHO_S
+for k in ("USAM", "StableSAM"):
+    tut.check(bool(np.array_equal(attracts[k], strong)),
+              f"SAM-saddle ({k}): y is pulled toward the saddle iff lam < -1/rho, at every lam")
+    spec_predicate = (lams > -1 / RHO_S) & (lams < 0)
+    tut.check(bool(np.all(attracts[k] != spec_predicate)),
+              f"teeth ({k}): the SPEC's interval -1/rho < lam < 0 is wrong at every lam")
+tut.check(bool(not attracts["GD"].any()), "GD: every negative curvature pushes y away")
+tut.check(bool(all(abs(paths[-15.0, k][-1, 1]) < 1e-9 for k in ("USAM", "StableSAM"))
+               and abs(paths[-15.0, "GD"][-1, 1]) > 1e6),
+          "lam = -15: USAM and StableSAM converge to the saddle (|y_T| < 1e-9), GD escapes")
+tut.check(bool(all(abs(paths[-5.0, k][-1, 1]) > 100 * W0_S[1] for k in ("GD", "USAM", "StableSAM"))),
+          "lam = -5: GD, USAM and StableSAM all escape (|y_T| > 100 |y_0|)")
