@@ -401,7 +401,8 @@ tut.figure(fig, "kept_fraction",
 # at no cost to the training run, while SEMA's switch slows the run itself. (The paper's
 # claims about flatness and generalisation are beyond what this training-set experiment
 # measures.)
-#
+
+# %% [markdown]
 # ## What we checked
 #
 # - Exact theory = Monte Carlo: means and variances of SGD's `w`, the EMA's `w` and
