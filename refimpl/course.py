@@ -513,14 +513,16 @@ def main(fast: bool, out, names) -> int:
         available = discover()
         if not available:
             raise ValueError(f"no tutorials (NN_name.py files) in {_default_directory()}")
-        resolve(names, available)
+        selected = resolve(names, available)
+        if Path(out).exists() and not Path(out).is_dir():
+            raise ValueError(f"--out must be a folder (it is created if needed), got the "
+                             f"file {str(out)!r}")
     except ValueError as exc:
         print(f"refimpl tutorials: {exc}", file=sys.stderr)
         return 2
     out = Path(out)
     mode = "fast mode" if fast else "full mode"
-    print(f"refimpl tutorials: {len(resolve(names, available))} tutorials, {mode}, "
-          f"writing to {out}/", flush=True)
+    print(f"refimpl tutorials: {len(selected)} tutorials, {mode}, writing to {out}/", flush=True)
     total = time.perf_counter()
     results = run(names, fast=fast, out=out)
     bad = [r.name for r in results if not r.ok]

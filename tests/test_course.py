@@ -172,6 +172,9 @@ def test_the_command_exits_1_when_a_tutorial_fails_and_2_on_an_unknown_name(
     assert "1 of 2 tutorials hold" in out and "not holding: 01_bad" in out
     assert main(["tutorials", "--out", str(tmp_path / "c"), "nope"]) == 2
     assert "no tutorial named 'nope'" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["tutorials", "--out", str(tmp_path / "file")]) == 2
+    assert "--out must be a folder" in capsys.readouterr().err
     assert main(["tutorials", "--list"]) == 0
     assert capsys.readouterr().out.split()[::2] == ["01_bad", "02_good"]
 
