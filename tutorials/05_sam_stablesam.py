@@ -15,9 +15,11 @@
 #   range shrinks to `2 / (λ (1 + ρ λ)) = 0.1`, while StableSAM's is EXACTLY gradient
 #   descent's `2 / λ = 0.2` (claim `SAM-quadratic`), and normalized SAM ends in a
 #   2-cycle (claim `SAM-bounce`);
-# - saddles: a negative-curvature direction attracts USAM and StableSAM iff `λ < -1/ρ`.
-#   The SPEC stated the reverse interval; `proofs/sam.md` (claim `SAM-saddle`) corrects
-#   it, and this tutorial shows why.
+# - saddles: a negative-curvature direction pulls USAM and StableSAM toward the saddle
+#   iff `λ < -1/ρ`, and attracts them outright (one-step multiplier of modulus below 1)
+#   when moreover the step does not overshoot, `η λ (1 + ρ λ) < 2` for USAM. The SPEC
+#   stated the reverse interval; `proofs/sam.md` (claim `SAM-saddle`) corrects it, and
+#   this tutorial shows why.
 #
 # Prerequisites: gradient descent on a quadratic (`w ← (I - η H) w`, stable iff
 # `η < 2 / λ_max`). Proofs: `proofs/sam.md`. Code: `refimpl/optimizers/sam.py`.
@@ -37,8 +39,10 @@ tut = Tutorial(
     claim="StableSAM's descent gradient has the norm of the gradient at w at every step "
           "(to (d + 6) ulps); on diag(10, 1) with rho = 0.1 USAM is stable only for "
           "lr < 2 / (lam (1 + rho lam)) = 0.1 while GD and StableSAM are stable exactly "
-          "for lr < 2 / lam = 0.2; and a negative-curvature direction attracts USAM and "
-          "StableSAM iff lam < -1/rho (not -1/rho < lam < 0 as the SPEC said).",
+          "for lr < 2 / lam = 0.2; and a negative-curvature direction lam pulls USAM and "
+          "StableSAM toward the saddle iff lam < -1/rho (not -1/rho < lam < 0 as the SPEC "
+          "said), attracting them (|one-step multiplier| < 1) where also "
+          "lr lam (1 + rho lam) < 2.",
 )
 FAST = tut.fast
 EPS = np.finfo(np.float64).eps
@@ -155,7 +159,8 @@ tut.figure(fig, "norms", "Per-step gradient norms along a StableSAM run: the bla
 # the same, but its length is `‖g‖`; `proofs/sam.md` shows that its stable range is
 # exactly GD's, `η < 2 / λ_max = 0.2`, for any `ρ`. Normalized SAM's ascent `ρ g / ‖g‖`
 # does not vanish at the minimum, and it ends in a 2-cycle along the sharp direction with
-# amplitude `w_c = h ρ / (2 - h)`, `h = η λ_max` (claim `SAM-bounce`).
+# amplitude `w_c = u ρ / (2 - u)`, where `u = η λ_max` is the step size in units of the
+# sharp curvature (`proofs/sam.md` calls it `h`; claim `SAM-bounce`).
 #
 # We sweep `η` and record the loss after `T` steps. The plot clips it to
 # `[1e-20, 1e10]`: runs that overflow sit on the ceiling, and the floor only means
@@ -182,7 +187,11 @@ def make(kind, lr):
 def run(kind, lr, steps):
     return r.train(quad, make(kind, lr), w0=W0, steps=steps, on_divergence="stop")
 
+# %% [markdown]
+# The sweep: every method at every learning rate of the grid, `T = 300` steps each; a run
+# that overflows counts as infinite loss.
 
+# %%
 KINDS = ("GD", "USAM", "SAM (normalized)", "StableSAM")
 T_SWEEP = 300
 lrs = np.linspace(0.01, 0.25, 49 if FAST else 121)
@@ -203,9 +212,9 @@ for k in KINDS:
     color, ls, lw = styles[k]
     ax.semilogy(lrs, np.clip(final[k], 1e-20, 1e10), color=color, ls=ls, lw=lw, label=k,
                 alpha=0.45 if lw == 5 else 1.0)
-h = lrs[lrs * LAM < 2] * LAM                  # the cycle exists for h = lr lam < 2
-bounce = 0.5 * LAM * (h * RHO / (2 - h)) ** 2
-ax.semilogy(h / LAM, bounce, ":", color="darkgreen", lw=2, label="SAM-bounce: ½ λ w_c²")
+u = lrs[lrs * LAM < 2] * LAM                  # the cycle exists for u = lr lam < 2
+bounce = 0.5 * LAM * (u * RHO / (2 - u)) ** 2
+ax.semilogy(u / LAM, bounce, ":", color="darkgreen", lw=2, label="SAM-bounce: ½ λ w_c²")
 ax.axvline(bound_usam, color="tab:red", lw=1, label="2 / (λ (1 + ρλ)) = 0.1")
 ax.axvline(bound_gd, color="tab:blue", lw=1, label="2 / λ = 0.2")
 ax.set_xlabel("learning rate η")
@@ -255,7 +264,7 @@ tut.number("allowed relative excess ln 2 / (2T)", SLACK, fmt=".3e")
 
 # %% [markdown]
 # The SPEC's example, at `T = 2000` steps: the final `‖w_T‖` just below and just above
-# each bound. Normalized SAM, at `η = 0.05` (`h = 0.5`), should end on the cycle
+# each bound. Normalized SAM, at `η = 0.05` (`u = 0.5`), should end on the cycle
 # `±w_c` with `w_c = 0.5 · 0.1 / 1.5 = 1/30` along the sharp axis.
 
 # %%
@@ -280,13 +289,18 @@ tut.number("normalized SAM: flat coordinate |y_T|", abs(sam_path[-1, 1]), fmt=".
 #
 # Take `f = ½ (x² + λ y²)` with `λ < 0`: a saddle at 0. USAM moves `y` by
 # `-η k(λ) y` with `k(λ) = λ (1 + ρ λ)`, and StableSAM by `-η s k(λ) y` with one
-# `s = ‖g‖ / ‖g_adv‖ > 0` for all directions. So `y` is pulled toward the saddle iff
-# `k(λ) > 0`. The parabola `k` has roots `-1/ρ` and 0 and is negative BETWEEN them:
-# weak negative curvature `-1/ρ < λ < 0` repels (as for GD), strong negative curvature
-# `λ < -1/ρ` attracts. The SPEC had this interval reversed.
+# `s = ‖g‖ / ‖g_adv‖ > 0` for all directions. So `y` is pulled toward the saddle (its
+# multiplier `1 - η k` or `1 - η s k` is below 1) iff `k(λ) > 0`. The parabola `k` has
+# roots `-1/ρ` and 0 and is negative BETWEEN them: weak negative curvature `-1/ρ < λ < 0`
+# repels (as for GD), strong negative curvature `λ < -1/ρ` pulls in. The SPEC had this
+# interval reversed. Pulled in is not yet attracted: the multiplier must also stay above
+# -1, i.e. the step must not overshoot past the saddle by more than it started from. For
+# USAM that is `η k(λ) < 2`; `proofs/sam.md` words it the same way.
 #
 # We measure the one-step multiplier `y₁ / y₀` from `w₀ = (1, 0.1)` for many `λ`, with
-# `ρ = 0.1` (so `-1/ρ = -10`) and `η = 0.05`.
+# `ρ = 0.1` (so `-1/ρ = -10`) and `η = 0.05`. The grid stops at `λ = -25`, where
+# `η k = 1.875 < 2` (the largest value is printed); a separate point `λ = -30`
+# (`η k = 3`) shows the overshoot.
 
 # %%
 RHO_S, LR_S, W0_S = 0.1, 0.05, np.array([1.0, 0.1])
@@ -308,16 +322,44 @@ def one_step_multiplier(kind, lam):
     rec = r.train(q, saddle_opt(kind), w0=W0_S, steps=1, record_params=True)
     return rec.params[1, 1] / rec.params[0, 1]
 
+# %% [markdown]
+# One step of each method at every `λ` of the grid; `|y₁ / y₀| < 1` means `y` was attracted.
 
+# %%
 mult = {k: np.array([one_step_multiplier(k, lam) for lam in lams])
         for k in ("GD", "USAM", "StableSAM")}
 k_lam = lams * (1 + RHO_S * lams)
-attracts = {k: mult[k] < 1.0 for k in mult}          # y moved toward 0 (same sign kept or crossed)
+attracts = {k: np.abs(mult[k]) < 1.0 for k in mult}  # |y_1| < |y_0|: attracted this step
 for k in mult:
-    tut.number(f"{k}: fraction of lam < -1/rho where y is pulled in",
+    tut.number(f"{k}: fraction of lam < -1/rho where |y₁ / y₀| < 1",
                attracts[k][lams < -1 / RHO_S].mean(), fmt=".3f")
-    tut.number(f"{k}: fraction of -1/rho < lam < 0 where y is pulled in",
+    tut.number(f"{k}: fraction of -1/rho < lam < 0 where |y₁ / y₀| < 1",
                attracts[k][lams > -1 / RHO_S].mean(), fmt=".3f")
+tut.number("largest lr k(lam) on the grid (attraction needs < 2 for USAM)",
+           (LR_S * k_lam).max(), fmt=".4g")
+
+# %% [markdown]
+# Two checks on the measurement itself. USAM's multiplier must be the closed form
+# `1 - η k(λ)` up to rounding: the step, the closed form and the division `y₁ / y₀` take
+# at most eleven roundings, each at most `u = eps/2` relative to a term no larger than
+# `M = 1 + η |λ| (1 + ρ |λ|)` (in units of `|y₀|`), i.e. `5.5 eps M`; we allow `8 eps M`.
+# And the overshoot point `λ = -30`
+# (`η k = 3`): USAM's multiplier `1 - 3 = -2` is below 1, so `y` is pulled across the
+# saddle, but it lands twice as far away: a test `y₁ / y₀ < 1` would wrongly call this
+# attraction, `|y₁ / y₀| < 1` does not.
+
+# %%
+usam_form = 1 - LR_S * k_lam
+usam_tol = 8 * EPS * (1 + LR_S * np.abs(lams) * (1 + RHO_S * np.abs(lams)))
+usam_dev = np.abs(mult["USAM"] - usam_form)
+tut.number("USAM: largest |multiplier - (1 - lr k)| / allowance", (usam_dev / usam_tol).max(),
+           fmt=".3g")
+LAM_OVER = -30.0
+over = {k: one_step_multiplier(k, LAM_OVER) for k in ("USAM", "StableSAM")}
+tut.number("lam = -30: lr k(lam)", LR_S * LAM_OVER * (1 + RHO_S * LAM_OVER), fmt=".4g")
+tut.number("lam = -30: USAM multiplier y₁ / y₀", over["USAM"], fmt=".6g")
+tut.number("lam = -30: StableSAM multiplier y₁ / y₀ (its step is shortened by s)",
+           over["StableSAM"], fmt=".4g")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.8, 4.4))
@@ -327,15 +369,18 @@ ax.plot(lams, mult["GD"], "o", color="tab:blue", ms=4, label="GD, measured")
 ax.plot(lams, mult["USAM"], "s", color="tab:red", ms=4, label="USAM, measured")
 ax.plot(lams, mult["StableSAM"], "^", color="k", ms=4, label="StableSAM, measured")
 ax.plot(lams, 1 - LR_S * k_lam, "-", color="tab:red", lw=1, label="1 - η λ (1 + ρ λ)")
-ax.axhline(1.0, color="gray", lw=1, ls="--")
+ax.axhline(1.0, color="gray", lw=1, ls="--", label="multiplier +1 / -1 (dotted)")
+ax.axhline(-1.0, color="gray", lw=1, ls=":")
 ax.set_xlim(lams.min() - 1, 0)
+ax.set_ylim(-1.2, 3.3)
 ax.set_xlabel("negative curvature λ")
 ax.set_ylabel("one-step multiplier y₁ / y₀")
-ax.set_title("ρ = 0.1, η = 0.05: below the dashed line y is pulled toward the saddle")
-ax.legend(fontsize=8, loc="lower right")
+ax.set_title("ρ = 0.1, η = 0.05: between the grey lines y is attracted", fontsize=11)
+ax.legend(fontsize=8, loc="upper right")
 tut.figure(fig, "saddle_multipliers", "Multiplier of the negative-curvature coordinate in "
            "one step: GD always pushes away (above 1); USAM and StableSAM pull toward the "
-           "saddle exactly where λ < -1/ρ = -10 (shaded) and push away for -10 < λ < 0.")
+           "saddle exactly where λ < -1/ρ = -10 (shaded), staying above -1 (dotted) on this "
+           "grid, so they are attracted there, and push away for -10 < λ < 0.")
 
 # %% [markdown]
 # Now whole trajectories, for one weak (`λ = -5`) and one strong (`λ = -15`) negative
@@ -353,6 +398,10 @@ for lam in (-5.0, -15.0):
                                 record_params=True).params
         print(f"lam = {lam:5.1f}  {k:9s}: |y_T| = {abs(paths[lam, k][-1, 1]):.3e}")
 
+# %% [markdown]
+# The paths over the contours of `f`, one panel per curvature.
+
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), constrained_layout=True)
 xs, ys = np.linspace(-0.2, 1.1, 200), np.linspace(-0.3, 1.0, 200)
 X, Y = np.meshgrid(xs, ys)
@@ -388,9 +437,14 @@ tut.figure(fig, "saddle_paths", "Left: with weak negative curvature every method
 #   StableSAM and `b = 0.1` for USAM (each interval excludes the other bound).
 # - `SAM-bounce`: normalized SAM at `η = 0.05` ends on the alternating cycle
 #   `±1/30` (relative error below `1e-9`) with the flat coordinate converged.
-# - `SAM-saddle`: for every `λ` on the grid, USAM and StableSAM pull `y` toward the
-#   saddle iff `λ < -1/ρ`; GD never does; the SPEC's predicate `-1/ρ < λ < 0` disagrees
-#   with the observation at every grid point.
+# - `SAM-saddle`: for every `λ` on the grid (where `η k(λ) < 2`), USAM and StableSAM
+#   attract `y` (`|y₁ / y₀| < 1`) iff `λ < -1/ρ`; GD never does. On this all-negative grid
+#   the SPEC's interval `-1/ρ < λ < 0` is exactly the complement, so it is refuted at every
+#   point.
+# - USAM's measured multiplier equals `1 - η λ (1 + ρ λ)` within
+#   `8 eps (1 + η |λ| (1 + ρ |λ|))` at every grid point.
+# - Overshoot at `λ = -30` (`η k = 3`): USAM's multiplier is `-2` (within the same
+#   allowance), below 1 but of modulus above 1, so `|y₁ / y₀| < 1` is the right test.
 # - Trajectories: at `λ = -15` USAM and StableSAM end within `1e-9` of the saddle while
 #   GD's `|y|` grows past `1e6`; at `λ = -5` all three grow past 100 times `|y₀|`.
 
@@ -421,14 +475,19 @@ tut.check(bool(cycle_err < 1e-9 and cycle_alternates and abs(sam_path[-1, 1]) < 
 # %%
 strong = lams < -1 / RHO_S
 for k in ("USAM", "StableSAM"):
-    tut.check(bool(np.array_equal(attracts[k], strong)),
-              f"SAM-saddle ({k}): y is pulled toward the saddle iff lam < -1/rho, at every lam")
-    spec_predicate = (lams > -1 / RHO_S) & (lams < 0)
-    tut.check(bool(np.all(attracts[k] != spec_predicate)),
-              f"teeth ({k}): the SPEC's interval -1/rho < lam < 0 is wrong at every lam")
+    tut.check(bool(np.array_equal(attracts[k], strong) and np.all(LR_S * k_lam < 2)),
+              f"SAM-saddle ({k}): |y_1 / y_0| < 1 iff lam < -1/rho, at every lam of the grid "
+              "(where lr k(lam) < 2)")
+tut.check(bool(np.all(usam_dev <= usam_tol)),
+          "USAM: measured multiplier = 1 - lr lam (1 + rho lam) "
+          "to 8 eps (1 + lr |lam| (1 + rho |lam|))")
+over_tol = 8 * EPS * (1 + LR_S * 30 * (1 + RHO_S * 30))
+tut.check(bool(abs(over["USAM"] - (-2.0)) <= over_tol and over["USAM"] < 1 < abs(over["USAM"])),
+          "teeth: at lam = -30 USAM's multiplier is -2: pulled toward (< 1) yet not attracted")
 tut.check(bool(not attracts["GD"].any()), "GD: every negative curvature pushes y away")
 tut.check(bool(all(abs(paths[-15.0, k][-1, 1]) < 1e-9 for k in ("USAM", "StableSAM"))
                and abs(paths[-15.0, "GD"][-1, 1]) > 1e6),
           "lam = -15: USAM and StableSAM converge to the saddle (|y_T| < 1e-9), GD escapes")
-tut.check(bool(all(abs(paths[-5.0, k][-1, 1]) > 100 * W0_S[1] for k in ("GD", "USAM", "StableSAM"))),
+tut.check(bool(all(abs(paths[-5.0, k][-1, 1]) > 100 * W0_S[1]
+                   for k in ("GD", "USAM", "StableSAM"))),
           "lam = -5: GD, USAM and StableSAM all escape (|y_T| > 100 |y_0|)")
