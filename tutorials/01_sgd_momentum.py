@@ -33,7 +33,8 @@ from refimpl.tutorial import Tutorial
 tut = Tutorial(
     title="SGD and momentum on quadratics",
     claim="On f(w) = h w^2/2 refimpl's heavy-ball iterates equal the companion-matrix closed "
-          "form to within the derived rounding allowance, and the measured stability edge "
+          "form to within the derived rounding allowance (oscillating runs decay at rate "
+          "sqrt(mu) inside +-C sqrt(mu)^t, C set by the start), and the measured stability edge "
           "lies within the bisection bracket of 2(1+mu)/h (Nesterov: 2(1+mu)/((1+2mu)h)); "
           "the PyTorch and optax conventions are bitwise equal, Keras follows the same "
           "recursion at constant lr and gives w2 = -0.200 instead of -0.119 after an lr drop.",
@@ -144,20 +145,50 @@ def allowance(x, a, b, lr):
     return bound
 
 
-err_ulps, within = {}, {}
+err_ulps, within, err_rel, allow = {}, {}, {}, {}
 for label, hp, mu in CASES:
     x, ex = runs[label], exact[label]
     err = np.array([abs(Fraction(float(v)) - e) for v, e in zip(x, ex)], dtype=float)
-    err_ulps[label] = err.max() / (EPS * np.abs(x).max())
-    within[label] = bool(np.all(err <= allowance(x, 1 + mu - hp, mu, hp)))
+    err_rel[label] = err / (EPS * np.abs(x).max())  # plotted below
+    err_ulps[label] = err_rel[label].max()
+    allow[label] = allowance(x, 1 + mu - hp, mu, hp)
+    within[label] = bool(np.all(err <= allow[label]))
     tut.number(f"max |run - closed form| ({label})", err_ulps[label], "eps x max|w|", ".3g")
 print("every step within the allowance:", within)
 
 # %% [markdown]
+# With complex roots `z, conj(z)` the run is `w_t = 2 Re(c z^t)` with
+# `c = (w_1 - conj(z) w_0) / (z - conj(z))`, so it decays at the rate `|z| = sqrt(mu)` inside
+# the envelope `±C sqrt(mu)^t`. The amplitude `C = 2 |c|` is set by the start `(w_0, w_1)`
+# and is not 1 in general: with `w_1 = (1 - h') w_0`, working out `|c|` gives
+# `C^2 = 1 + (1 - mu - h')^2 / (4 mu - (1 + mu - h')^2)` (times `w_0^2`). We check that the
+# float runs stay inside this envelope (up to their rounding allowance) and print how far
+# they leave the naive `±sqrt(mu)^t`.
+
+# %%
+envelope_ok, amp = {}, {}
+for label, hp, mu in CASES:
+    a, b = 1 + Fraction(mu) - Fraction(hp), Fraction(mu)
+    if a * a >= 4 * b:
+        continue  # real roots: no oscillation envelope
+    C2 = 1 + (1 - b - Fraction(hp)) ** 2 / (4 * b - a * a)  # exact rational C^2 (w0 = 1)
+    amp[label] = float(C2) ** 0.5
+    x, t = runs[label], np.arange(len(runs[label]))
+    # exactly |w_t| <= C mu^(t/2); the float run may exceed it by its rounding allowance
+    inside = np.maximum(np.abs(x) - allow[label], 0.0)
+    envelope_ok[label] = all(Fraction(float(v)) ** 2 <= C2 * b**k for k, v in enumerate(inside))
+    tut.number(f"envelope amplitude C ({label})", amp[label], "", ".4f")
+    tut.number(f"max |w_t| / sqrt(mu)^t ({label})", np.max(np.abs(x) / np.sqrt(mu) ** t), "", ".4f")
+print("every run inside ±C sqrt(mu)^t (plus its allowance):", envelope_ok)
+# teeth: the naive envelope ±sqrt(mu)^t (C = 1) is left by the oscillating run, beyond rounding
+t = np.arange(T1 + 1)
+naive_left = bool(np.any(np.abs(runs["oscillating"]) - allow["oscillating"] > np.sqrt(MU) ** t))
+
+# %% [markdown]
 # The lines are the exact companion-matrix prediction, the dots are `refimpl.train`'s
 # iterates. Note the shapes the roots predicted: monotone, fastest monotone (critical),
-# oscillating inside the envelope `sqrt(mu)^t`, and flipping sign. With `mu = 0.9` the
-# envelope `0.9^(t/2)` decays slowly: the familiar ringing of heavy momentum.
+# oscillating inside `±C sqrt(mu)^t`, and flipping sign. With `mu = 0.9` the envelope
+# `0.9^(t/2)` decays slowly: the familiar ringing of heavy momentum.
 
 # %%
 fig, axes = plt.subplots(2, 3, figsize=(13, 7))
@@ -167,31 +198,27 @@ for ax, (label, hp, mu) in zip(axes.flat, CASES):
     ax.plot(t, [float(v) for v in exact[label][: len(t)]], "-", color="C0", lw=1.2,
             label="closed form M^t (w0, w0)")
     ax.plot(t, runs[label][:len(t)], "o", ms=3.5, color="C1", label="refimpl.train")
-    if np.iscomplex(z[0]):
-        env = np.sqrt(mu) ** t
-        ax.plot(t, env, ":", color="gray", label="±sqrt(mu)^t")
+    if label in amp:
+        env = amp[label] * np.sqrt(mu) ** t
+        ax.plot(t, env, ":", color="gray", label=f"±C sqrt(mu)^t, C = {amp[label]:.3f}")
         ax.plot(t, -env, ":", color="gray")
     ax.axhline(0, color="k", lw=0.5)
     zs = np.round(z, 2) if np.iscomplex(z[0]) else np.round(z.real, 3)
     ax.set_title(f"{label}: h' = {hp:.3g}, mu = {mu}\nroots {zs}", fontsize=9)
-    ax.set_xlabel("step t")
-    ax.set_ylabel("w_t")
+    ax.set(xlabel="step t", ylabel="w_t")
     ax.legend(fontsize=8, loc="upper right")
 ax = axes.flat[5]
 for i, (label, hp, mu) in enumerate(CASES):
-    x = runs[label]
-    err = np.array([abs(Fraction(float(v)) - e) for v, e in zip(x, exact[label])], dtype=float)
-    ax.plot(err / (EPS * np.abs(x).max()), ".", ms=3, color=f"C{i}", label=label)
-ax.set_xlabel("step t")
-ax.set_ylabel("|run - closed form| / (eps max|w|)")
+    ax.plot(err_rel[label], ".", ms=3, color=f"C{i}", label=label)
+ax.set(xlabel="step t", ylabel="|run - closed form| / (eps max|w|)")
 ax.set_title("Rounding error of the run", fontsize=9)
 ax.legend(fontsize=7)
 fig.suptitle("Heavy ball on f = w^2/2 from w0 = 1: exact prediction vs refimpl's run")
 fig.tight_layout()
 tut.figure(fig, "closed_form", "Heavy-ball iterates (dots) on the exact companion-matrix "
-           "prediction (lines) in the regimes set by the roots; oscillating runs stay inside "
-           "the sqrt(mu)^t envelope. Last panel: the float run's distance from the exact "
-           "prediction, a few eps of the run's scale.")
+           "prediction (lines) in the regimes set by the roots; oscillating runs decay at the "
+           "rate sqrt(mu), inside ±C sqrt(mu)^t with C set by (w0, w1). Last panel: the float "
+           "run's distance from the exact prediction, a few eps of the run's scale.")
 
 # %% [markdown]
 # ## 2. The stability region
@@ -218,7 +245,10 @@ def radius_map(nesterov):
         problem = r.NoisyQuadratic(h=H_GRID, c=np.zeros_like(H_GRID))
         opt = r.SGD(lr=1.0, momentum=mu, nesterov=nesterov and mu > 0)
         A, _, _ = theory.transitions(problem, opt, steps=2)
-        rad[i] = np.abs(np.linalg.eigvals(A[1, :, :3, :3])).max(axis=1)  # step 2: not the first
+        # A[n - 1, coord] maps the state (w, buf, ema, 1) over step n. We take step 2 (A[1]):
+        # step 1 is PyTorch's special first step (buf = g). The slice :3 drops the constant
+        # 1 (it only carries w* = 0 here); the ema row is zero without an averager.
+        rad[i] = np.abs(np.linalg.eigvals(A[1, :, :3, :3])).max(axis=1)
     return rad
 
 
@@ -234,11 +264,16 @@ region_nes = bool(np.all((rad_nes[away_nes] < 1) == (HP[away_nes] < bound_nes[aw
 print("heavy ball: radius < 1 exactly where h' < 2(1+mu):", region_hb)
 print("Nesterov:   radius < 1 exactly where h' < 2(1+mu)/(1+2mu):", region_nes)
 
-# inside the complex-root band the radius is sqrt(mu); report the largest deviation
+# %% [markdown]
+# Two spot checks: inside the complex-root band the radius is `sqrt(mu)`, and the public
+# one-call API `theory.spectral_radius` agrees.
+
+# %%
 band = ((1 - np.sqrt(MUS)) ** 2 + 0.05 < HP) & (HP < (1 + np.sqrt(MUS)) ** 2 - 0.05)
-tut.number("max |radius - sqrt(mu)| in the complex-root band", np.abs(rad_hb - np.sqrt(MUS))[band].max(), "", ".2g")
-# and the public one-call API agrees at a sample point
-sr = theory.spectral_radius(r.NoisyQuadratic(h=np.array([2.0]), c=np.zeros(1)), r.SGD(lr=1.0, momentum=0.5))
+tut.number("max |radius - sqrt(mu)| in the complex-root band",
+           np.abs(rad_hb - np.sqrt(MUS))[band].max(), "", ".2g")
+sr = theory.spectral_radius(r.NoisyQuadratic(h=np.array([2.0]), c=np.zeros(1)),
+                            r.SGD(lr=1.0, momentum=0.5))
 print("theory.spectral_radius at h' = 2, mu = 0.5:", sr, " sqrt(mu):", np.sqrt(0.5))
 
 # %%
@@ -295,18 +330,23 @@ def recursion(hp, mu, nesterov):
 
 
 def upper_envelope(hp, mu, nesterov, T):
+    """Upper bound on |w_T| / |w_0|: |x1| T r^(T-1) + |b| (T-1) r^(T-2) (proofs/sgd.md)."""
     a, b, x1 = recursion(hp, mu, nesterov)
     rr = abs(roots(a, b)[0])
     return abs(x1) * T * rr ** (T - 1) + abs(b) * (T - 1) * rr ** (T - 2)
 
 
 def lower_envelope(hp, mu, nesterov, T):
+    """Lower bound on |w_T| / |w_0| from the root expansion w_T = c1 z1^T + c2 z2^T."""
     a, b, x1 = recursion(hp, mu, nesterov)
     z1, z2 = roots(a, b)
     c1, c2 = (x1 - z2) / (z1 - z2), (z1 - x1) / (z1 - z2)
     return abs(c1) * abs(z1) ** T - abs(c2) * abs(z2) ** T
 
+# %% [markdown]
+# The bisection itself: a run is stable if it neither overflows nor ends with `|w_T| >= 1`.
 
+# %%
 def is_stable(lr, nesterov):
     rec = r.train(r.Quadratic(np.array([[H]])), r.SGD(lr=lr, momentum=MU9, nesterov=nesterov),
                   w0=np.ones(1), steps=T_BIS, on_divergence="stop")
@@ -323,9 +363,13 @@ def bisect_edge(nesterov):
         runs_used += 1
     return lo, hi, runs_used
 
+# %% [markdown]
+# Bisect both variants, and ask the envelopes whether `T_BIS` steps decide at margin `BAND`.
 
+# %%
 edges = {}
-for nesterov, formula in ((False, 2 * (1 + MU9) / H), (True, 2 * (1 + MU9) / ((1 + 2 * MU9) * H))):
+FORMULA = {False: 2 * (1 + MU9) / H, True: 2 * (1 + MU9) / ((1 + 2 * MU9) * H)}
+for nesterov, formula in FORMULA.items():
     lo, hi, n_runs = bisect_edge(nesterov)
     name = "Nesterov" if nesterov else "heavy ball"
     hp_edge = formula * H
@@ -373,12 +417,24 @@ print("PyTorch by hand:", w2_pytorch_by_hand, " Keras by hand:", w2_keras_by_han
 
 # %% [markdown]
 # On a quadratic (`h = 1`, `mu = 0.9`, `w0 = 1`) with a step decay of the learning rate
-# (0.1, then 0.01 after the drop), the Keras run keeps moving with the old step size: right
-# at the drop its velocity is `-0.1 buf` where PyTorch's next step uses `-0.01 buf`, so Keras
-# behaves like PyTorch with a buffer ten times larger. At a constant lr all three follow the
-# exact recursion within the rounding allowance of section 1: Keras rounds in other places
-# (`mu v`, `lr g`, their difference, `w + v`), but no more: its local error is also below
-# `16 eps m_k`.
+# (0.1, then 0.01 after the drop), the Keras run keeps some of the old step size. Right at
+# the drop its stored velocity is `-0.1 buf` where PyTorch's next step uses `-0.01 buf`. New
+# gradients enter both at the new lr, so (the update being linear) `k` steps after the drop
+# Keras's velocity is `-0.01 b` (with `b` the PyTorch-style buffer of its own gradients) plus
+# a surplus `-0.09 mu^k buf_drop` left over from the old lr, which decays like `mu^k`.
+#
+# At a constant lr all three follow the exact recursion within the rounding allowance of
+# section 1. For Keras this needs its own local error, because it stores `v` separately and
+# `w_k - w_{k-1}` is not exactly `v_k` in floating point. With `u = eps/2`, the add
+# `w_k = fl(w_{k-1} + v_k)` gives `v_k = w_k - w_{k-1} + θ w_k` with `|θ| <= u`. Split the
+# recursion residual as `delta_k = (w_{k+1} - w_k - v_{k+1}) + (v_{k+1} - mu v_k + h' w_k)
+# + mu (v_k - w_k + w_{k-1})`: the first and last parts are at most `u |w_{k+1}|` and
+# `mu u |w_k|`; the middle one collects the four roundings of
+# `v_{k+1} = fl(fl(mu v_k) - fl(lr fl(h w_k)))`, at most
+# `u (|v_{k+1}| + mu |v_k| + 2 h' |w_k|)`. With `|v_k| <= |w_k| + |w_{k-1}|` (to first order)
+# the total is `u (2 |w_{k+1}| + (1 + 2 mu + 2 h') |w_k| + mu |w_{k-1}|) <= 5.5 eps m_k` for
+# `mu < 1`, `h' <= 4`: inside the `16 eps m_k` the allowance uses. (No iterate here comes
+# near the subnormal range.)
 
 # %%
 T_DROP, T3 = 40, 160
@@ -417,7 +473,8 @@ axes[0].set_ylabel("w_t")
 axes[0].set_title("Step-decay schedule, h = 1, mu = 0.9")
 axes[0].legend(fontsize=8)
 axes[1].plot(t, traj["keras"] - traj["pytorch"], color="C2", label="keras - pytorch")
-axes[1].plot(t, traj["optax"] - traj["pytorch"], "--", color="C1", label="optax - pytorch (exactly 0)")
+axes[1].plot(t, traj["optax"] - traj["pytorch"], "--", color="C1",
+             label="optax - pytorch (exactly 0)")
 axes[1].axvline(T_DROP, color="gray", lw=0.8, ls=":")
 axes[1].set_xlabel("step t")
 axes[1].set_ylabel("difference in w_t")
@@ -435,6 +492,10 @@ tut.figure(fig, "conventions", "Left: PyTorch and optax coincide (bitwise), Kera
 # - In all five cases (overdamped, critical, oscillating, sign-flipping, ringing) every
 #   heavy-ball iterate is within the derived rounding allowance of the exact companion-matrix
 #   prediction `M^t (w0, w0)`.
+# - In the two complex-root cases (oscillating, ringing) every float iterate lies inside
+#   `±C sqrt(mu)^t`, with the amplitude `C` computed exactly from `(w0, w1)`, up to its
+#   rounding allowance; the naive envelope `±sqrt(mu)^t` (`C = 1`) is left by the
+#   oscillating run by more than its allowance.
 # - Over the `(lr h, mu)` grid, away from the boundary, the spectral radius is below 1
 #   exactly where `lr h < 2 (1 + mu)` (heavy ball) and `lr h < 2 (1 + mu) / (1 + 2 mu)`
 #   (Nesterov); `theory.spectral_radius` at a complex-root point is `sqrt(mu)`.
@@ -452,8 +513,15 @@ tut.figure(fig, "conventions", "Left: PyTorch and optax coincide (bitwise), Kera
 tut.check(step_api_equal, "the step API and refimpl.train give bitwise-equal iterates")
 for label, ok in within.items():
     tut.check(ok, f"{label}: every iterate is within the rounding allowance of M^t (w0, w0)")
-tut.check(region_hb, "heavy ball: spectral radius < 1 exactly where 0 < lr h < 2 (1 + mu) (grid)")
-tut.check(region_nes, "Nesterov: spectral radius < 1 exactly where 0 < lr h < 2 (1 + mu) / (1 + 2 mu)")
+for label, ok in envelope_ok.items():
+    tut.check(ok, f"{label}: every iterate is inside ±C sqrt(mu)^t, C from (w0, w1), up to "
+              "its rounding allowance")
+tut.check(naive_left, "oscillating: the run leaves the naive envelope ±sqrt(mu)^t (C = 1) by "
+          "more than its rounding allowance")
+tut.check(region_hb, "heavy ball: spectral radius < 1 exactly where 0 < lr h < 2 (1 + mu) "
+          "(grid)")
+tut.check(region_nes, "Nesterov: spectral radius < 1 exactly where "
+          "0 < lr h < 2 (1 + mu) / (1 + 2 mu) (grid)")
 # complex roots have modulus sqrt(mu) exactly; they are simple (1.3 apart), so backward-stable
 # eigenvalues are within a few eps: 8 eps allows for that
 tut.check(abs(sr - np.sqrt(0.5)) <= 8 * EPS,
@@ -467,7 +535,8 @@ for name, (lo, hi, formula, decided) in edges.items():
     tut.check(bool(not lo <= 2 / H <= hi), f"{name}: GD's edge 2/h is outside the bracket")
 
 # %%
-tut.check(pt_eq_optax, "PyTorch and optax conventions are bitwise equal under a step-decay schedule")
+tut.check(pt_eq_optax, "PyTorch and optax conventions are bitwise equal under a step-decay "
+          "schedule")
 tut.check(all(const_ok.values()), "at constant lr all three conventions stay within the "
           "rounding allowance of the same exact recursion")
 tut.check(bool(keras_const_gap <= keras_gap_bound < keras_sched_gap),
