@@ -9,15 +9,17 @@
 # 1. on the noisy quadratic model (NQM), the exact expected losses of SGD, of the EMA's
 #    average and of SEMA, from `refimpl.theory`, against seeded `refimpl.train` runs;
 # 2. the steady state as a function of the epoch length `K`, and per direction: SEMA's
-#    average beats the EMA's in flat directions and loses in sharp ones;
-# 3. on a small MLP (two spirals): SEMA's training curves against Adam and its EMA, and
-#    what a too-long EMA horizon costs.
+#    average beats the EMA's in flat directions (`η h < 1`) and in very sharp ones
+#    (`1 + ρ < η h < 2`), and loses in between;
+# 3. on a small MLP (two spirals, three seeds): SEMA's training curves against Adam and
+#    its EMA, and what a too-long EMA horizon costs.
 #
 # **Spoiler, stated plainly:** on the NQM the "faster convergence" claim does *not*
 # hold (`proofs/sema.md`, claim **SEMA-nqm**; also listed among the claims that did not
 # survive in `proofs/README.md`). What holds: SEMA's variance never exceeds SGD's (for
 # momentum 0), its steady-state online loss is below SGD's, and its steady-state average
-# beats the EMA's in flat directions only. Also used: claim **SEMA-switch** and
+# beats the EMA's in flat (`η h < 1`) and very sharp (`1 + ρ < η h < 2`) directions but
+# not in between. Also used: claim **SEMA-switch** and
 # **EMA-lyapunov** (`proofs/ema.md`). Prerequisites: the EMA lesson. Notation: `η`
 # learning rate, `ρ` EMA decay, `K` steps per epoch (one switch per epoch), `h` a
 # curvature, `a = 1 - η h`.
@@ -36,10 +38,13 @@ tut = Tutorial(
     title="Switch EMA: what it buys and what it costs",
     claim="On the noisy quadratic model SEMA (momentum 0) never has more variance than "
           "SGD and switching every step is SGD with lr (1 - rho) lr, but it converges "
-          "more slowly than the EMA and its steady-state average beats the EMA's only "
-          "where rho a (rho + a) > 0 (flat directions); on a two-spirals MLP it trains "
-          "more slowly than Adam and its EMA, and a 100-step EMA horizon with 10-step "
-          "epochs keeps it near the linear classifier's accuracy.")
+          "more slowly than the EMA and its steady-state average beats the EMA's exactly "
+          "where rho a (rho + a) > 0 (flat directions, lr h < 1, and very sharp ones, "
+          "1 + rho < lr h < 2); on a two-spirals MLP, for each of seeds 0, 1, 2, SEMA 0.9 "
+          "reaches 99% training accuracy later than Adam and its EMA, SEMA 0.99 with "
+          "10-step epochs does not reach it within the run, and the median fraction of an "
+          "epoch's travel kept by a switch is within a factor 2 of the straight-line "
+          "prediction.")
 FAST = tut.fast
 EPS = np.finfo(np.float64).eps
 
@@ -71,6 +76,15 @@ tut.number("at step 300: SEMA average / EMA average loss",
 tut.number("at step 300: SEMA w / SGD w loss", curves["SEMA w"][300] / curves["SGD w"][300])
 tut.number(f"at step {STEPS}: SEMA average / EMA average loss",
            curves["SEMA average"][-1] / curves["EMA average"][-1])
+# Theorem 2 below compares the noise-free runs, i.e. the means; each step of the mean
+# recursion rounds at most twice (a product and a sum, u = eps/2 each), so after n steps
+# each run's mean is off by at most 2 n u relative: 2 n eps for the pair.
+slack = 1 - 2 * np.arange(STEPS + 1) * EPS
+dist = {name: np.abs(exact[name].mean_avg[:, 0] if name != "SGD" else exact[name].mean_w[:, 0])
+        for name in ("SGD", "EMA", "SEMA")}
+theorem2 = bool(np.all(dist["SEMA"] >= dist["EMA"] * slack)
+                and np.all(np.abs(exact["SEMA"].mean_w[:, 0]) >= dist["SGD"] * slack))
+print("Theorem 2 on the exact means (SEMA never closer to w* than SGD / the EMA):", theorem2)
 
 # %% [markdown]
 # Before trusting these curves, test them against the code: `R` seeded runs of
@@ -135,8 +149,9 @@ tut.figure(fig, "nqm_curves",
 # So SEMA is *slower*: every switch throws away the progress the weights made since
 # the average last looked at them. Without noise this is a theorem (`proofs/sema.md`,
 # Theorem 2): in flat directions (`0 ≤ η h ≤ 1`) SEMA's weights are never closer to `w*`
-# than SGD's, nor its average than the EMA's. The payoff comes late, in the
-# variance-dominated phase after the printed crossing step.
+# than SGD's, nor its average than the EMA's. The means follow the noise-free recursion,
+# so the theorem applies to them exactly (printed above, `η h = 0.1`). The payoff comes
+# late, in the variance-dominated phase after the printed crossing step.
 #
 # What holds at *every* step, for momentum 0, is Theorem 1: SEMA's variance (of `w`
 # and of the average) never exceeds SGD's. Checked below on these exact moments.
@@ -151,6 +166,16 @@ tut.figure(fig, "nqm_curves",
 # (Lemma 2), so the online ratio is `(1 - ρ)(2 - ηh) / (2 - (1 - ρ)ηh)`.
 
 # %%
+def lyapunov_tol(radius, roundings=16):
+    """Relative accuracy of a ratio of stationary variances against a closed form.
+    theory.stationary solves the 3x3 Lyapunov equation as a 9-unknown linear system
+    (I - F⊗F) vec S = vec Q; a backward-stable solve is accurate to about n eps cond with
+    n = 9 and cond about 2 / (1 - radius^2) (||I - F⊗F|| <= 2 for a contraction, and
+    ||(I - F⊗F)^-1|| about 1 / (1 - radius^2)). Two solves enter a ratio, and the closed
+    form rounds `roundings` times (u = eps/2 each)."""
+    return (2 * 9 * 2 / (1 - radius ** 2) + roundings / 2) * EPS
+
+
 K_GRID = (1, 2, 5, 10, 20, 50, 100) if FAST else (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 s_sgd = theory.stationary(NQM, sgd)
 s_ema = theory.stationary(NQM, r.EMA(sgd, decay=RHO))
@@ -200,15 +225,16 @@ RHO_D = 0.9
 K_DIR = (1, 10, 100)
 eh_grid = np.linspace(0.02, 1.98, 50 if FAST else 99)
 eh_grid = eh_grid[(np.abs(eh_grid - 1) > 0.01) & (np.abs(eh_grid - 1 - RHO_D) > 0.01)]
-ratio_dir = {}
+ratio_dir, radius_dir = {}, {}
 for k in K_DIR:
-    vals = []
+    vals, radii = [], []
     for eh in eh_grid:
         sgd_eh = r.SGD(lr=eh)                                # h = 1, so lr = eta h
         s1 = theory.stationary(NQM, r.EMA(sgd_eh, decay=RHO_D))
         s2 = theory.stationary(NQM, r.SwitchEMA(sgd_eh, decay=RHO_D), steps_per_epoch=k)
         vals.append(s2.loss_avg.mean() / s1.loss_avg[0])
-    ratio_dir[k] = np.array(vals)
+        radii.append(max(s1.radius, s2.radius))
+    ratio_dir[k], radius_dir[k] = np.array(vals), np.array(radii)
 a_grid = 1 - eh_grid
 closed_k1 = 1 / ((1 + RHO_D * a_grid) * (1 + RHO_D + a_grid - RHO_D * a_grid)
                  / ((1 + a_grid) * (1 + RHO_D) * (1 - RHO_D * a_grid)))
@@ -221,6 +247,7 @@ for k in K_DIR:
 fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
 ax.axvspan(0, 1, color="tab:green", alpha=0.08, label="flat: η h < 1")
 ax.axvspan(1, 1 + RHO_D, color="tab:red", alpha=0.08, label="sharp: 1 < η h < 1 + ρ")
+ax.axvspan(1 + RHO_D, 2, color="tab:green", alpha=0.2, label="very sharp: 1 + ρ < η h < 2")
 for k, color in zip(K_DIR, ("tab:blue", "tab:orange", "tab:purple")):
     ax.semilogy(eh_grid, ratio_dir[k], "o", ms=3, color=color, label=f"K = {k}")
 ax.semilogy(eh_grid, closed_k1, "k-", lw=0.8, label="K = 1 closed form")
@@ -242,8 +269,10 @@ tut.figure(fig, "per_direction",
 # `w' = ρ ema + (1 - ρ)(ema - η g) = ema - (1 - ρ) η g`. So `train` of SEMA with
 # `switch_unit="step"` and `train` of SGD with `lr = (1 - ρ) η` on the same noise agree
 # up to rounding. How much rounding? Each step of each run rounds a handful of times,
-# at most `6 u (M + G)` in all (`u = eps / 2`, `M` the largest iterate, `G` the largest
-# step `(1 - ρ) η |g|`), and the difference of the two runs is carried by the exact
+# at most `6 u (M + G)` in all (`u = eps / 2`; `M` bounds every intermediate value:
+# the largest iterate plus `η` times the largest gradient, because SEMA forms
+# `w - η g` before the EMA mixes it; `G` the largest step `(1 - ρ) η |g|`), and the
+# difference of the two runs is carried by the exact
 # map, which contracts by `1 - (1 - ρ) η h` per step: the runs differ by at most
 # `3 eps (M + G) / ((1 - ρ) η h)` per coordinate. A learning rate off by one part in a
 # billion must break that bound.
@@ -260,7 +289,8 @@ y = r.train(P3, r.SGD(lr=c3), w0=w3, steps=N3, seed=0, record_params=True).param
 y_off = r.train(P3, r.SGD(lr=c3 * (1 + 1e-9)), w0=w3, steps=N3, seed=0,
                 record_params=True).params
 z = P3.draw_noise(N3, 0)
-g_max = H3 * np.abs(x).max(0) + P3.noise_scale * np.abs(z).max(0)
+g_max = H3 * np.abs(x).max(0) + P3.noise_scale * np.abs(z).max(0)   # largest |g|
+# M: the largest iterate of either run plus SEMA's intermediate step LR3 |g| (w - lr g)
 M = np.maximum(np.abs(x).max(0), np.abs(y).max(0)) + LR3 * g_max
 bound = 3 * EPS * (M + c3 * g_max) / (c3 * H3)
 diff = np.abs(x - y).max(0)
@@ -278,14 +308,24 @@ tut.number("lr off by 1e-9: difference / derived bound (min over coordinates)",
 # the variance above SGD's.
 
 # %%
+def variance_rounding(radius):
+    """Relative rounding error of comparing two variance recursions (an estimate): each
+    step rounds every entry of A S A^T + Q about 4 times (2 eps relative); the map
+    contracts the carried error by radius^2 per step, so each run stays within
+    2 eps / (1 - radius^2) and the pair within twice that."""
+    return 4 * EPS / (1 - radius ** 2)
+
+
 v_sgd = exact["SGD"].var_w[:, 0]
 v_sema = np.maximum(exact["SEMA"].var_w[:, 0], exact["SEMA"].var_avg[:, 0])
+tol_var = variance_rounding(max(abs(1 - LR), RHO))   # per-step rates a = 1 - lr h and rho
 tut.number("largest SEMA variance / SGD variance (momentum 0, steps >= 1)",
            np.max(v_sema[1:] / v_sgd[1:]))
 hb = r.SGD(lr=0.19, momentum=0.9)
 v_hb = theory.moments(NQM, hb, w0=np.array([1.0]), steps=300).var_w[:, 0]
 m_hb = theory.moments(NQM, r.SwitchEMA(hb, decay=0.9), w0=np.array([1.0]), steps=300,
                       steps_per_epoch=100)
+tol_hb = variance_rounding(theory.spectral_radius(NQM, hb))
 tut.number("momentum 0.9, keep: largest SEMA variance / SGD variance",
            np.max(m_hb.var_w[1:, 0] / v_hb[1:]))
 
@@ -294,68 +334,109 @@ tut.number("momentum 0.9, keep: largest SEMA variance / SGD variance",
 #
 # Now a real (if tiny) network: a 2-16-16-2 tanh MLP with cross-entropy on 200 points of
 # two interleaved spirals (one turn), mini-batches of 20, so an epoch is 10 steps. As a
-# yardstick we first train the best *linear* classifier (logistic regression, full
-# batch, to a stationary point, as in `tests/test_mlp.py`). The base optimizer
-# is Adam (lr 0.02); we compare it with its EMA (decay 0.9) and with SEMA at decay 0.9
-# and 0.99, evaluating full-data loss and accuracy at every epoch end. There SEMA's
-# weights *are* its average (claim SEMA-switch), so one curve serves both.
+# yardstick we first fit a *logistic-regression baseline*: the linear classifier at the
+# minimum of its full-batch cross-entropy (as in `tests/test_mlp.py`; the minimizer of
+# the logistic loss, not necessarily the most accurate linear classifier). The base
+# optimizer is Adam (lr 0.02); we compare it with its EMA (decay 0.9) and with SEMA at
+# decay 0.9 and 0.99, evaluating full-data loss and accuracy at every epoch end. There
+# SEMA's weights *are* its average (claim SEMA-switch), so one curve serves both.
 #
 # The horizon of an EMA is about `1 / (1 - ρ)` steps: 10 steps (one epoch) for 0.9,
 # 100 steps (ten epochs) for 0.99. With 0.99 every switch pulls `w` back to a point
 # that mostly remembers where `w` was several epochs ago.
+#
+# A network run is one draw: the data, the initial weights and the mini-batch order all
+# come from a seed. We run seeds 0, 1 and 2 (fixed in advance), plot seed 0, and claim
+# only what held on every seed.
 
 # %%
 EPOCHS = 100 if FAST else 200
-spirals = data.two_spirals(200, seed=0)
+SEEDS = (0, 1, 2)
 net = r.MLP((2, 16, 16, 2), activation="tanh", loss="xent")
-mlp = r.MLPProblem(net, spirals.X, spirals.Y, batch_size=20)
 linear = r.MLP((2, 2), loss="xent")
-lin_problem = r.MLPProblem(linear, spirals.X, spirals.Y, batch_size=200)
-lin_w = r.train(lin_problem, r.SGD(lr=1.0, momentum=0.9), w0=linear.init(0), steps=5000).w
-lin_acc = tut.number("accuracy of the best linear classifier", lin_problem.accuracy(lin_w))
-print(f"its full-batch gradient norm: {np.linalg.norm(lin_problem.grad(lin_w)):.2e}")
 adam = r.Adam(lr=0.02)
 mlp_opts = {"Adam": adam, "EMA 0.9": r.EMA(adam, decay=0.9),
             "SEMA 0.9": r.SwitchEMA(adam, decay=0.9), "SEMA 0.99": r.SwitchEMA(adam, decay=0.99)}
-ends = np.arange(EPOCHS + 1) * mlp.steps_per_epoch
-mlp_recs, mlp_loss, mlp_acc = {}, {}, {}
-for name, opt in mlp_opts.items():
-    rec = r.train(mlp, opt, w0=net.init(seed=0), epochs=EPOCHS, seed=0, record_params=True)
-    mlp_recs[name] = rec
-    ws = rec.params if name == "Adam" else rec.averages     # EMA: its average
-    mlp_loss[name] = np.array([mlp.loss(ws[i]) for i in ends])
-    mlp_acc[name] = np.array([mlp.accuracy(ws[i]) for i in ends])
 
 
+def baseline(spirals, seed):
+    """Logistic regression, full batch, to a stationary point: (accuracy, |gradient|)."""
+    problem = r.MLPProblem(linear, spirals.X, spirals.Y, batch_size=200)
+    w = r.train(problem, r.SGD(lr=1.0, momentum=0.9), w0=linear.init(seed), steps=5000).w
+    return problem.accuracy(w), np.linalg.norm(problem.grad(w))
+
+# %% [markdown]
+# One seed's run: its data, the baseline, and every optimizer from the same initial
+# weights and mini-batch order.
+
+# %%
+def run_seed(seed):
+    """Every optimizer on one seed: its record, and full-data loss and accuracy per epoch."""
+    spirals = data.two_spirals(200, seed=seed)
+    mlp = r.MLPProblem(net, spirals.X, spirals.Y, batch_size=20)
+    ends = np.arange(EPOCHS + 1) * mlp.steps_per_epoch
+    out = {"baseline": baseline(spirals, seed), "steps_per_epoch": mlp.steps_per_epoch}
+    for name, opt in mlp_opts.items():
+        rec = r.train(mlp, opt, w0=net.init(seed=seed), epochs=EPOCHS, seed=seed,
+                      record_params=True)
+        ws = rec.params if name == "Adam" else rec.averages     # EMA: its average
+        out[name] = {"rec": rec, "loss": np.array([mlp.loss(ws[i]) for i in ends]),
+                     "acc": np.array([mlp.accuracy(ws[i]) for i in ends])}
+    return out
+
+
+mlp_runs = {seed: run_seed(seed) for seed in SEEDS}
+
+# %% [markdown]
+# Per seed: the baseline's accuracy, the first epoch at which each optimizer classifies
+# 99 % of the training points (`-1`: not within the run), and SEMA 0.99's best accuracy.
+
+# %%
 def first_epoch(acc, level):
     hit = np.flatnonzero(acc >= level)
     return int(hit[0]) if hit.size else -1
 
 
-for name in mlp_opts:
-    print(f"{name:9s}: first epoch with accuracy >= 0.99: {first_epoch(mlp_acc[name], 0.99):4d}, "
-          f"final accuracy {mlp_acc[name][-1]:.3f}, final loss {mlp_loss[name][-1]:.3g}")
-tut.number("SEMA 0.9 accuracy after 100 epochs", mlp_acc["SEMA 0.9"][100])
-tut.number("SEMA 0.99 best accuracy over the run", mlp_acc["SEMA 0.99"].max())
+first = {s: {name: first_epoch(mlp_runs[s][name]["acc"], 0.99) for name in mlp_opts}
+         for s in SEEDS}
+for s in SEEDS:
+    acc_b, grad_b = mlp_runs[s]["baseline"]
+    print(f"seed {s}: baseline {acc_b:.3f} (|grad| {grad_b:.1e}); first epoch >= 99 %: "
+          + ", ".join(f"{name} {first[s][name]}" for name in mlp_opts)
+          + f"; SEMA 0.99 best {mlp_runs[s]['SEMA 0.99']['acc'].max():.3f}"
+          + f"; SEMA 0.9 at epoch 100 {mlp_runs[s]['SEMA 0.9']['acc'][100]:.3f}")
+lags = [first[s]["SEMA 0.9"] - max(first[s]["Adam"], first[s]["EMA 0.9"]) for s in SEEDS]
+tut.number("smallest lag of SEMA 0.9 behind Adam and its EMA to 99 % (epochs)", min(lags))
+tut.number("SEMA 0.99: best accuracy over seeds and epochs",
+           max(mlp_runs[s]["SEMA 0.99"]["acc"].max() for s in SEEDS))
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
 colors = {"Adam": "tab:gray", "EMA 0.9": "tab:blue", "SEMA 0.9": "tab:orange",
           "SEMA 0.99": "tab:red"}
 for name in mlp_opts:
-    ax1.semilogy(mlp_loss[name], color=colors[name], label=name)
-    ax2.plot(mlp_acc[name], color=colors[name], label=name)
-ax2.axhline(lin_acc, color="k", ls=":", lw=0.8, label="best linear classifier")
-ax1.set(xlabel="epoch", ylabel="full-data cross-entropy", title="training loss")
-ax2.set(xlabel="epoch", ylabel="training accuracy", title="training accuracy")
+    ax1.semilogy(mlp_runs[0][name]["loss"], color=colors[name], label=name)
+    ax2.plot(mlp_runs[0][name]["acc"], color=colors[name], label=name)
+ax2.axhline(mlp_runs[0]["baseline"][0], color="k", ls=":", lw=0.8,
+            label="logistic-regression baseline")
+ax1.set(xlabel="epoch", ylabel="full-data cross-entropy", title="training loss (seed 0)")
+ax2.set(xlabel="epoch", ylabel="training accuracy", title="training accuracy (seed 0)")
 ax1.legend()
 ax2.legend(loc="lower right")
 tut.figure(fig, "mlp_curves",
-           "Two spirals, Adam lr 0.02: Adam's weights, its EMA (0.9), and SEMA (0.9, 0.99) at "
-           "each epoch end. SEMA 0.9 gets there later than Adam and the EMA; SEMA 0.99 stays "
-           "near the linear classifier's accuracy for the whole run.")
+           "Two spirals, seed 0, Adam lr 0.02: Adam's weights, its EMA (0.9), and SEMA (0.9, "
+           "0.99) at each epoch end. SEMA 0.9 gets there later than Adam and the EMA; SEMA "
+           "0.99 stays near the logistic-regression baseline's accuracy on this seed.")
 
 # %% [markdown]
+# What held on every seed: SEMA 0.9 reached 99 % later than both Adam and its EMA (the
+# printed smallest lag), and SEMA 0.99 did not reach 99 % at all. What did *not* hold on
+# every seed, so it is not claimed: that SEMA 0.9 classifies every point by epoch 100
+# (compare the printed epoch-100 accuracies), and that SEMA 0.99 stays near the
+# baseline. In the 200-epoch full-mode run one seed's SEMA 0.99 climbs well above its
+# baseline (compare the printed best accuracies of the fast and the full run): a
+# 100-step horizon with 10-step epochs makes SEMA slow, not stuck.
+#
 # Why is SEMA 0.99 so slow? Measure how much of each epoch's travel survives the
 # switch. Within an epoch Adam moves `w` from `w_start` to `w_pre` (the weights just
 # before the switch); the switch then sets `w` to the average, `w_post`. The kept
@@ -375,28 +456,40 @@ def kept_fractions(rec, rho, steps_per_epoch):
     return np.array(out)
 
 
-spe = mlp.steps_per_epoch
-kept, straight = {}, {}
-for name, rho in (("SEMA 0.9", 0.9), ("SEMA 0.99", 0.99)):
-    kept[name] = kept_fractions(mlp_recs[name], rho, spe)
-    straight[name] = sum((1 - rho) * rho ** (spe - j) * j / spe for j in range(1, spe + 1))
+spe = mlp_runs[0]["steps_per_epoch"]
+SEMA_RHO = {"SEMA 0.9": 0.9, "SEMA 0.99": 0.99}
+straight = {name: sum((1 - rho) * rho ** (spe - j) * j / spe for j in range(1, spe + 1))
+            for name, rho in SEMA_RHO.items()}
+kept = {(s, name): kept_fractions(mlp_runs[s][name]["rec"], rho, spe)
+        for s in SEEDS for name, rho in SEMA_RHO.items()}
+kept_ratio = {key: np.median(fractions) / straight[key[1]] for key, fractions in kept.items()}
+for name in SEMA_RHO:
+    ratios = [kept_ratio[s, name] for s in SEEDS]
     tut.number(f"{name}: straight-line kept fraction", straight[name])
-    tut.number(f"{name}: median kept fraction per epoch", np.median(kept[name]))
+    tut.number(f"{name}: median kept fraction / straight line, lowest over seeds", min(ratios))
+    tut.number(f"{name}: median kept fraction / straight line, highest over seeds", max(ratios))
 
+# %%
 fig, ax = plt.subplots(figsize=(6.4, 4.2))
-for name, fractions in kept.items():
-    ax.semilogy(np.arange(1, EPOCHS + 1), fractions, ".", ms=4, color=colors[name],
+for name in SEMA_RHO:
+    ax.semilogy(np.arange(1, EPOCHS + 1), kept[0, name], ".", ms=4, color=colors[name],
                 label=f"{name}: measured")
     ax.axhline(straight[name], color=colors[name], ls="--", label=f"{name}: straight line")
 ax.set(xlabel="epoch", ylabel="fraction of the epoch's travel kept by the switch",
-       title="what each switch throws away")
+       title="what each switch throws away (seed 0)")
 ax.legend(fontsize=8)
 tut.figure(fig, "kept_fraction",
-           "Per epoch, the fraction of the distance Adam moved w that survives the switch: "
-           "about the straight-line prediction (dashed), near one half for ρ = 0.9 and only "
-           "a few percent for ρ = 0.99, whose 100-step horizon spans ten epochs.")
+           "Per epoch (seed 0), the fraction of the distance Adam moved w that survives the "
+           "switch, against the straight-line prediction (dashed): the prediction gets the "
+           "size right (the printed median ratios are within a factor 2 of it, above it on "
+           "every seed), near 0.4 for ρ = 0.9 and about 5 % for ρ = 0.99, whose 100-step "
+           "horizon spans ten epochs.")
 
 # %% [markdown]
+# The straight line sets the scale: the medians lie above it on every seed we ran (the
+# printed lowest ratios), as if `w` moved faster early in an epoch than late, but by how
+# much varies with the seed and the run length, so we claim only "within a factor 2".
+#
 # On this network SEMA bought nothing over the EMA: the EMA's average is available
 # at no cost to the training run, while SEMA's switch slows the run itself. (The paper's
 # claims about flatness and generalisation are beyond what this training-set experiment
@@ -408,22 +501,25 @@ tut.figure(fig, "kept_fraction",
 # - Exact theory = Monte Carlo: means and variances of SGD's `w`, the EMA's `w` and
 #   average, SEMA's `w` and average from `refimpl.train` lie within the z and
 #   chi-square bounds of the exact moments (family-wise false alarm ≤ 10⁻⁶).
-# - Not faster: SEMA's average has exactly the EMA's loss through the first epoch, then
-#   a higher one at every step up to the printed crossing, and a lower one after.
+# - Not faster: SEMA's average has exactly the EMA's loss through the first epoch, first
+#   beats it after more than 100 epochs (the printed crossing), and stays better after;
+#   Theorem 2 holds on the exact means (SEMA's `w` and average never closer to `w*` than
+#   SGD's `w` and the EMA's average, up to the derived rounding of `2 n eps`).
 # - Theorem 1: for momentum 0 SEMA's variance (weights and average) is at most SGD's at
-#   every step (relative slack 10⁻¹⁰ for rounding); with momentum 0.9 and "keep" it is not.
+#   every step (up to the variance recursion's rounding, `4 eps / (1 - r²)`); with
+#   momentum 0.9 and "keep" it exceeds SGD's by more than that.
 # - Lemma 2: switching every step equals SGD with lr `(1 - ρ) η` within the derived
 #   rounding bound, and a learning rate off by 10⁻⁹ relative violates that bound; at
-#   `K = 1` the steady-state online ratio equals its closed form; it grows with `K`.
+#   `K = 1` the steady-state ratios equal the closed forms of Lemmas 2 and 3 (to the
+#   Lyapunov solver's accuracy, `(36 / (1 - r²) + 8) eps`); the online ratio is below 1
+#   and grows with `K`.
 # - Sign rule: SEMA's steady-state average beats the EMA's exactly where
-#   `ρ a (ρ + a) > 0` (proved for `K = 1`, matching the closed form; observed for
-#   `K = 10, 100`).
-# - MLP (measured in fast and full mode): SEMA 0.9 reaches 99 % training accuracy at
-#   least 10 epochs later than Adam and the EMA, and reaches 100 % by epoch 100;
-#   SEMA 0.99 never exceeds 80 % (the printed linear classifier's accuracy is below
-#   that, and SEMA 0.99 stays within 2.5 points of it); the median fraction of
-#   an epoch's travel kept by the switch lies between the straight-line prediction and
-#   1.5 times it, for both decays.
+#   `ρ a (ρ + a) > 0`, i.e. for `η h < 1` and `1 + ρ < η h < 2` (proved for `K = 1`,
+#   matching the closed form to the solver's accuracy; observed for `K = 10, 100`).
+# - MLP, on each of seeds 0, 1, 2 (measured in fast and full mode): SEMA 0.9 reaches
+#   99 % training accuracy strictly later than Adam and its EMA, which both reach it;
+#   SEMA 0.99 does not reach 99 % within the run; the median kept fraction per epoch is
+#   within a factor 2 of the straight-line prediction, for both decays.
 
 # %%
 tut.check(bool(np.all(np.abs(zs) <= z_max)),
@@ -432,13 +528,16 @@ tut.check(bool(np.all((qs >= q_lo) & (qs <= q_hi))),
           "Monte Carlo variances match the exact variances within the chi-square bounds")
 tut.check(bool(np.array_equal(curves["SEMA average"][:K + 1], curves["EMA average"][:K + 1])),
           "SEMA's average has exactly the EMA's expected loss through the first epoch")
-tut.check(bool(np.all(worse[K + 1:crossing]) and not np.any(worse[crossing:])
-               and crossing > 100 * K),
-          "SEMA's average is worse than the EMA's at every step from K + 1 to the crossing "
-          "(more than 100 epochs), and better after it")
-tut.check(bool(np.all(v_sema <= v_sgd * (1 + 1e-10))),
+# (worse at every step from K + 1 to the crossing holds by the crossing's definition;
+# what can fail: that it crosses late, and that it never falls behind again)
+tut.check(bool(crossing > 100 * K and not np.any(worse[crossing:])),
+          "SEMA's average first beats the EMA's after more than 100 epochs, and stays "
+          "better at every later step")
+tut.check(theorem2, "Theorem 2 on the exact means: SEMA's w and average are never closer "
+          "to w* than SGD's w and the EMA's average")
+tut.check(bool(np.all(v_sema <= v_sgd * (1 + tol_var))),
           "momentum 0: SEMA's variance never exceeds SGD's (Theorem 1)")
-tut.check(bool(np.any(m_hb.var_w[:, 0] > v_hb * (1 + 1e-10))),
+tut.check(bool(np.any(m_hb.var_w[:, 0] > v_hb * (1 + tol_hb))),
           "momentum 0.9 with on_switch='keep': SEMA's variance exceeds SGD's at some step")
 
 # %%
@@ -448,26 +547,27 @@ tut.check(bool(np.all(np.abs(x - y_off).max(0) > bound)),
           "SGD with that lr off by 1e-9 relative violates the bound")
 radius = max(s_ema.radius, theory.spectral_radius(NQM, r.SwitchEMA(sgd, decay=RHO),
                                                   steps_per_epoch=1))
-lyap = 100 * EPS * (1 / (1 - radius ** 2) + 1)   # accuracy of the Lyapunov solver
+lyap = lyapunov_tol(radius)
 tut.check(bool(abs(online[0] / lemma2 - 1) < lyap and abs(average[0] * lemma3 - 1) < lyap),
           "K = 1 steady-state ratios equal the closed forms of Lemmas 2 and 3")
 tut.check(bool(np.all(np.diff(online) > 0) and np.all(online < 1)),
           "the steady-state online ratio SEMA/SGD is below 1 and grows with K")
-tut.check(bool(np.allclose(ratio_dir[1], closed_k1, rtol=1e-9, atol=0)),
+tut.check(bool(np.all(np.abs(ratio_dir[1] / closed_k1 - 1) <= lyapunov_tol(radius_dir[1]))),
           "per direction, K = 1: SEMA/EMA average ratio equals the closed form")
 tut.check(bool(all(np.array_equal(ratio_dir[k] < 1, sign > 0) for k in K_DIR)),
-          "SEMA's average beats the EMA's exactly where rho a (rho + a) > 0, for K = 1, 10, 100")
+          "SEMA's average beats the EMA's exactly where rho a (rho + a) > 0 (lr h < 1 and "
+          "1 + rho < lr h < 2), for K = 1, 10, 100")
 
 # %%
-e_adam, e_ema = first_epoch(mlp_acc["Adam"], 0.99), first_epoch(mlp_acc["EMA 0.9"], 0.99)
-e_sema = first_epoch(mlp_acc["SEMA 0.9"], 0.99)
-tut.check(bool(e_adam > 0 and e_ema > 0 and e_sema >= max(e_adam, e_ema) + 10),
-          "MLP: SEMA 0.9 reaches 99% accuracy at least 10 epochs after Adam and its EMA")
-tut.check(bool(mlp_acc["SEMA 0.9"][100] == 1.0),
-          "MLP: SEMA 0.9 classifies every training point after 100 epochs")
-tut.check(bool(mlp_acc["SEMA 0.99"].max() < 0.8 and mlp_acc["SEMA 0.99"].max() <= lin_acc + 0.025),
-          "MLP: SEMA 0.99 with 10-step epochs never exceeds 80% training accuracy, within "
-          "2.5 points of the linear classifier")
-tut.check(bool(all(straight[k] <= np.median(kept[k]) <= 1.5 * straight[k] for k in kept)),
-          "MLP: the median kept fraction per epoch is between the straight-line value and "
-          "1.5 times it, for decays 0.9 and 0.99")
+tut.check(bool(all(min(first[s]["Adam"], first[s]["EMA 0.9"]) > 0
+                   and first[s]["SEMA 0.9"] > max(first[s]["Adam"], first[s]["EMA 0.9"])
+                   for s in SEEDS)),
+          "MLP, each of seeds 0, 1, 2: SEMA 0.9 reaches 99% training accuracy later than "
+          "Adam and its EMA, which both reach it")
+tut.check(bool(all(first[s]["SEMA 0.99"] == -1 for s in SEEDS)),
+          "MLP, each of seeds 0, 1, 2: SEMA 0.99 with 10-step epochs does not reach 99% "
+          "training accuracy within the run")
+# teeth: without a switch the kept fraction is 1, i.e. 2.4x and 19x the predictions
+tut.check(bool(all(0.5 <= ratio <= 2.0 for ratio in kept_ratio.values())),
+          "MLP, each of seeds 0, 1, 2: the median kept fraction per epoch is within a factor "
+          "2 of the straight-line prediction, for decays 0.9 and 0.99")
