@@ -5,7 +5,7 @@ shipped as refimpl.tutorials) headless, one progress line per tutorial, and writ
 folder of course material: per tutorial its figures, script and lesson page, plus an
 index (index.html and index.md) with each tutorial's claim, measured numbers, checks and
 figures (refimpl/course.py). It exits 0 when every tutorial's checks hold, 1 when one
-fails or errors, 2 on an unknown tutorial name.
+fails or errors, 2 on an unknown tutorial name or an ``--out`` that is a file.
 
 ``refimpl golden list [DIR]``, ``refimpl golden write DIR`` and
 ``refimpl golden check [DIR] [--impl MODULE:FACTORY]`` list, regenerate and check the

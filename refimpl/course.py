@@ -508,7 +508,7 @@ def write_index(results: list[Result], out) -> tuple[Path, Path]:
 
 def main(fast: bool, out, names) -> int:
     """The ``refimpl tutorials`` command: 0 if every tutorial holds, 1 if not, 2 on a
-    usage error (an unknown tutorial name)."""
+    usage error (an unknown tutorial name, no tutorials found, ``--out`` a file)."""
     try:
         available = discover()
         if not available:
