@@ -2,12 +2,11 @@
 sharpness-aware optimizers (SGD, EMA, Switch EMA, SAM/ASAM/StableSAM, FAME) and the EMA
 Scaling Rule. float64, deterministic, bit-reproducible for a given seed."""
 
+from refimpl._version import __version__
 from refimpl.optimizers import (EMA, FAME, SAM, SGD, Adam, StableSAM, StepInfo, SwitchEMA)
 from refimpl.problems import MLP, MLPProblem, NoisyQuadratic, Quadratic
 from refimpl.schedules import as_schedule
 from refimpl.train import Record, train
-
-__version__ = "0.1.0"
 
 __all__ = ["SGD", "Adam", "FAME", "SAM", "StableSAM", "EMA", "SwitchEMA", "StepInfo",
            "Quadratic", "NoisyQuadratic", "MLP", "MLPProblem", "train", "Record", "as_schedule", "__version__"]

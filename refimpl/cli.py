@@ -1,26 +1,44 @@
-"""The ``refimpl`` command.
+"""refimpl: exact reference optimizers, their course material, golden vectors and benchmarks.
 
-``refimpl tutorials [--fast] [--out DIR] [NAME ...]`` runs the tutorials (tutorials/,
-shipped as refimpl.tutorials) headless, one progress line per tutorial, and writes a
-folder of course material: per tutorial its figures, script and lesson page, plus an
-index (index.html and index.md) with each tutorial's claim, measured numbers, checks and
-figures (refimpl/course.py). It exits 0 when every tutorial's checks hold, 1 when one
-fails or errors, 2 on an unknown tutorial name or an ``--out`` that is a file.
+The same command runs as python -m refimpl.
 
-``refimpl golden list [DIR]``, ``refimpl golden write DIR`` and
-``refimpl golden check [DIR] [--impl MODULE:FACTORY]`` list, regenerate and check the
-golden vectors (refimpl/golden/FORMAT.md). ``check`` exits 0 when every case passes
-(skipped cases allowed), 1 when a case fails or an input file is malformed, 2 on a
-usage error (``--impl`` not importable, no case selected).
+Commands:
+  refimpl tutorials [--fast] [--out DIR] [NAME ...]
+      run the tutorials and write a folder of course material (default
+      refimpl-tutorials/): per tutorial its lesson page, figures and script, plus an
+      index with each tutorial's claim, measured numbers, checks and figures.
+  refimpl golden list [PATH]
+  refimpl golden write DIR
+  refimpl golden check [PATH] [--impl MODULE:FACTORY] [-k PATTERN] [-v]
+      list, regenerate or check the golden vectors (refimpl/golden/FORMAT.md); PATH is
+      a folder of golden files or one file (default: the vectors shipped with refimpl).
+  refimpl bench [--quick] [--json FILE]
+      speed and memory as ratios against baselines measured in the same run.
+  refimpl cache [--clear]
+      where the compiled kernels are cached, and their size; --clear removes them.
 
-``refimpl bench [--quick] [--json FILE]`` measures speed and memory as ratios against
-baselines run in the same process (refimpl/bench.py, benchmarks/README.md).
+Exit codes:
+  0  success: every tutorial's checks hold, every golden case passes (skipped cases
+     allowed), the files were written
+  1  a failed check: a tutorial's check or a golden case fails, a golden file is
+     malformed, or a tutorial raises an error
+  2  a usage error: an unknown command, option or tutorial name, a missing PATH, an
+     --out that is a file, an --impl that cannot be imported, no case selected
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+from refimpl._version import __version__
+
+DEFAULT_IMPL = "refimpl.golden.adapter:make"
+
+
+class _UsageError(Exception):
+    """A command line that names something that does not exist (exit code 2)."""
 
 
 def _tutorials(args) -> int:
@@ -33,16 +51,22 @@ def _tutorials(args) -> int:
     return course.main(args.fast, args.out, args.names)
 
 
-def _golden(args) -> int:
-    import os
+def _existing(path):
+    """The PATH argument of ``golden list`` and ``golden check``: it must exist."""
+    if path is not None and not os.path.exists(path):
+        raise _UsageError(f"no such file or folder: {path!r}")
+    return path
 
+
+def _golden(args) -> int:
     from refimpl import golden
 
     if args.golden_command == "write":
         for path in golden.write(args.dir):
             print(path)
         return 0
-    target = args.dir if args.dir is not None else golden.VECTORS
+    target = _existing(args.dir)
+    target = target if target is not None else golden.VECTORS
     if args.golden_command == "list":
         problems = 0
         by_family: dict[str, int] = {}
@@ -59,20 +83,47 @@ def _golden(args) -> int:
         print(", ".join(f"{k} {v}" for k, v in by_family.items())
               + f"; {sum(by_family.values())} cases")
         return 1 if problems else 0
-    if os.getcwd() not in sys.path:  # so that --impl finds a module in the current directory
+    # Only an adapter the user names may come from the current folder: the default one is
+    # refimpl's own, and putting the current folder first on sys.path would let any
+    # file there shadow a module that numba or the standard library imports later.
+    if args.impl != DEFAULT_IMPL and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         report = golden.check(target, args.impl, select=args.select or None)
     except golden.UsageError as exc:
-        print(f"refimpl golden check: {exc}", file=sys.stderr)
-        return 2
+        raise _UsageError(str(exc)) from None
     print(report.text(verbose=args.verbose))
     return 0 if report.ok else 1
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="refimpl", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _cache(args) -> int:
+    from refimpl import _jit
+
+    if args.clear:
+        removed = _jit.clear_cache()
+        for folder in removed:
+            print(f"removed {folder}")
+        print(f"{len(removed)} cache folder(s) removed")
+        return 0
+    print(_jit.describe_cache())
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the help text kept as written (the layout above is the help)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    """The parser, and each (sub)command's own parser by its words (for its usage)."""
+    top, rest = __doc__.split("\n\n", 1)
+    parser = _Parser(prog="refimpl", description=top, epilog=rest)
+    parser.add_argument("--version", action="version", version=f"refimpl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
     tut = sub.add_parser("tutorials", help="run the tutorials and write the course folder")
     tut.add_argument("--fast", action="store_true",
                      help="fewer steps and runs (the same claims are checked)")
@@ -84,16 +135,25 @@ def main(argv=None) -> int:
                      help="tutorials to run: 03_ema_scaling_rule, ema_scaling_rule or 03 "
                           "(default: all)")
     gold = sub.add_parser("golden", help="list, write or check the golden vectors")
-    gsub = gold.add_subparsers(dest="golden_command", required=True)
+    gsub = gold.add_subparsers(dest="golden_command", required=True, metavar="ACTION",
+                               parser_class=_Parser)
     glist = gsub.add_parser("list", help="list the cases (default: the shipped vectors)")
-    glist.add_argument("dir", nargs="?", default=None, help="a directory or a golden file")
+    glist.add_argument("dir", nargs="?", default=None, metavar="PATH",
+                       help="a folder of golden files or one file")
     gwrite = gsub.add_parser("write", help="regenerate the vectors into DIR")
-    gwrite.add_argument("dir", help="output directory (created if needed)")
-    gcheck = gsub.add_parser("check", help="check an implementation against the vectors")
-    gcheck.add_argument("dir", nargs="?", default=None,
-                        help="a directory or a golden file (default: the shipped vectors)")
-    gcheck.add_argument("--impl", default="refimpl.golden.adapter:make", metavar="MODULE:FACTORY",
-                        help="the adapter's factory (default: refimpl's own adapter)")
+    gwrite.add_argument("dir", metavar="DIR", help="output folder (created if needed)")
+    gcheck = gsub.add_parser(
+        "check", help="check an implementation against the vectors",
+        description="Check an implementation against the golden vectors. Exit 0 when "
+                    "every case passes, 1 when one fails or a file is malformed, 2 on a "
+                    "usage error. The current folder is put on sys.path only when --impl "
+                    "names an adapter other than refimpl's own.")
+    gcheck.add_argument("dir", nargs="?", default=None, metavar="PATH",
+                        help="a folder of golden files or one file (default: the shipped "
+                             "vectors)")
+    gcheck.add_argument("--impl", default=DEFAULT_IMPL, metavar="MODULE:FACTORY",
+                        help="the adapter's factory, importable from the current folder "
+                             "(default: refimpl's own adapter)")
     gcheck.add_argument("-k", dest="select", action="append", metavar="PATTERN",
                         help="check only case ids matching this glob (repeatable)")
     gcheck.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
@@ -102,13 +162,37 @@ def main(argv=None) -> int:
     from refimpl import bench
 
     bench.add_arguments(bench_parser)
-    args = parser.parse_args(argv)
-    if args.command == "bench":
-        return bench.run(args)
-    if args.command == "tutorials":
-        return _tutorials(args)
-    if args.command == "golden":
-        return _golden(args)
+    cache = sub.add_parser("cache", help="where the compiled kernels are cached; --clear "
+                                         "removes them")
+    cache.add_argument("--clear", action="store_true",
+                       help="remove every cache folder refimpl made (marked REFIMPL_CACHE)")
+    parsers = {(): parser, ("tutorials",): tut, ("golden",): gold, ("golden", "list"): glist,
+               ("golden", "write"): gwrite, ("golden", "check"): gcheck,
+               ("bench",): bench_parser, ("cache",): cache}
+    return parser, parsers
+
+
+def main(argv=None) -> int:
+    parser, parsers = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    words = tuple(w for w in (args.command, getattr(args, "golden_command", None)) if w)
+    if extra:  # an unknown option belongs to the subcommand: show that one's usage
+        parsers[words].error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        if args.command == "bench":
+            from refimpl import bench
+
+            return bench.run(args)
+        if args.command == "tutorials":
+            return _tutorials(args)
+        if args.command == "golden":
+            return _golden(args)
+        if args.command == "cache":
+            return _cache(args)
+    except _UsageError as exc:
+        parsers[words].print_usage(sys.stderr)
+        print(f"refimpl {' '.join(words)}: error: {exc}", file=sys.stderr)
+        return 2
     return 2  # pragma: no cover (argparse rejects unknown commands)
 
 
