@@ -1,4 +1,4 @@
-"""EMA, DEMA and TEMA as signal filters (the building blocks of FAME, SPEC 6).
+"""EMA, DEMA and TEMA as signal filters (the building blocks of FAME; proofs/sources.md#fame).
 
 For a signal ``x_1, x_2, ...`` and decays in [0, 1), a chain of three EMAs started at 0::
 
@@ -105,8 +105,8 @@ def lag(decay: float) -> float:
 
 
 def tema_lag(b1: float, b3: float, b4: float) -> float:
-    """Steady-state lag of the mixed-decay TEMA: ``L(b1) - 2 L(b3) + L(b4)`` (SPEC 8,
-    TEMA-lag; derived in proofs/)."""
+    """Steady-state lag of the mixed-decay TEMA: ``L(b1) - 2 L(b3) + L(b4)`` (claim
+    TEMA-lag; derived in proofs/tema_fame.md)."""
     for name, b in (("b1", b1), ("b3", b3), ("b4", b4)):
         _validate.real(name, b, lo=0.0, hi=1.0, hi_open=True)
     return lag(b1) - 2.0 * lag(b3) + lag(b4)

@@ -1,4 +1,5 @@
-"""Sharpness and flatness of a loss landscape, through Hessian-vector products (SPEC 9).
+"""Sharpness and flatness of a loss landscape, through Hessian-vector products
+(proofs/sources.md#problems).
 
 Every function here works on any *problem* object with this protocol (the quadratics of
 :mod:`refimpl.problems` and the small MLPs implement it)::

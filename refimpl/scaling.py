@@ -1,5 +1,5 @@
 """The EMA Scaling Rule (Busbridge et al. 2023, "How to Scale Your EMA") and the
-optimizers' own scaling rules. SPEC 7.
+optimizers' own scaling rules. Sources: proofs/sources.md#ema-scaling-rule.
 
 When the batch size grows from B to kappa * B, the rule keeps the training dynamics
 (to first order in the learning rate, in the SDE limit) if

@@ -1,6 +1,7 @@
 """Exact means and covariances of LINEAR optimizers on the noisy quadratic model.
 
-Source: SPEC 7 (EMA-scale) and SPEC 8 (SEMA-nqm); derivations in ``proofs/ema.md``.
+Source: the claims EMA-scale and SEMA-nqm (proofs/sources.md#theoretical-claims);
+derivations in ``proofs/ema.md`` and ``proofs/sema.md``.
 Everything here is derived from the optimizers' documented updates (the module
 docstrings of refimpl.optimizers), not read off the kernels: the tests compare the two.
 

@@ -1,4 +1,5 @@
-"""Claims EMA-compose, EMA-debias and EMA-scale (SPEC 7 and 8; proofs/ema.md).
+"""Claims EMA-compose, EMA-debias and EMA-scale (proofs/ema.md; sources:
+proofs/sources.md#ema-scaling-rule).
 
 EMA-compose and EMA-debias are checked through refimpl's EMA (step API and the jitted
 loop) with tolerances derived in proofs/ema.md. EMA-scale, the centrepiece, is checked
@@ -250,7 +251,7 @@ def test_scale_optimizer_is_the_rule():
 
 @pytest.mark.claim("EMA-scale")
 def test_matched_time_gap_shrinks_linearly_in_lr():
-    """EMA-scale, SPEC 7: with the rule, the matched-time gap of the EMA's exact mean and
+    """EMA-scale (proofs/sources.md#ema-scaling-rule): with the rule, the matched-time gap of the EMA's exact mean and
     variance (and of w's) halves when lr halves, for kappa = 2, 4, 8, 16.
 
     The gap is (kappa - 1) lr C + O((kappa lr h)^2) (proofs/ema.md), so the ratio of

@@ -20,7 +20,7 @@ PROOFS = ROOT / "proofs"
 TESTS = ROOT / "tests"
 HEADING = re.compile(r"^## Claim ([A-Z]+-[A-Za-z0-9-]+): (.+)$", re.M)
 
-#: the labels the project promised (SPEC section 8); proofs/ may add more
+#: the labels the project promised (proofs/sources.md#theoretical-claims); proofs/ may add more
 REQUIRED = {"EMA-compose", "EMA-scale", "EMA-debias", "SSAM-norm", "SSAM-1d", "SAM-quadratic",
             "SAM-saddle", "TEMA-poly", "TEMA-lag", "TEMA-noise", "FAME-adam", "FAME-debias",
             "SEMA-switch", "SEMA-nqm", "SGD-quadratic"}

@@ -455,9 +455,10 @@ def test_stable_sam_has_exactly_gds_range(lam, rho_lam, delta, ascent, signs, ti
 @pytest.mark.claim("SAM-quadratic")
 @pytest.mark.parametrize("eps", [0.0, 1e-12])
 def test_spec_numbers_diag_10_1_rho_0_1(eps):
-    """[SAM-quadratic] SPEC 8's example, H = diag(10, 1), rho = 0.1, w_0 = (1, 1), through
+    """[SAM-quadratic] The example listed with the claim (proofs/sources.md#theoretical-claims),
+    H = diag(10, 1), rho = 0.1, w_0 = (1, 1), through
     the jitted loop. Derived: USAM's bound is 2 / (10 (1 + 0.1 * 10)) = 0.1 exactly;
-    GD's and StableSAM's (both ascent forms) are 2 / 10 = 0.2 exactly. So the SPEC's
+    GD's and StableSAM's (both ascent forms) are 2 / 10 = 0.2 exactly. So the listed
     numbers are right (USAM diverges above 0.1; SSAM and GD converge at 0.19 and
     diverge at 0.21), and the boundary is exact: 0.199 converges, 0.201 diverges.
     'converges' = ||w_T|| <= 1e-6 and 'diverges' = ||w_T|| >= 1e6 after T = 6000 steps;
@@ -568,11 +569,11 @@ def test_which_directions_attract_under_usam_and_stable_sam(lam, rho, lr, w):
 
 @pytest.mark.claim("SAM-saddle")
 def test_saddle_check_has_teeth_spec_interval_rejected():
-    """SPEC 8 says USAM's effective curvature lam (1 + rho lam) 'turns positive for
-    -1/rho < lam < 0'. It is the other way round: lam (1 + rho lam) is an upward parabola
+    """The project's notes first said USAM's effective curvature lam (1 + rho lam)
+    'turns positive for -1/rho < lam < 0'. It is the other way round: lam (1 + rho lam) is an upward parabola
     with roots 0 and -1/rho, NEGATIVE between them and positive for lam < -1/rho.
     rho = 0.1: lam = -5 gives -5 * 0.5 = -2.5 (repelled), lam = -20 gives -20 * (-1) =
-    +20 (attracted). The SPEC's predicate is rejected by the observed per-step signs;
+    +20 (attracted). That first predicate is rejected by the observed per-step signs;
     the corrected one (lam > 0 or lam < -1/rho) is accepted."""
     lam = np.array([1.0, -5.0, -20.0])
     rho, w = 0.1, np.ones(3)

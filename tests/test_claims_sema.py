@@ -1,4 +1,4 @@
-"""Claims SEMA-switch and SEMA-nqm (SPEC 3 and 8; proofs/sema.md).
+"""Claims SEMA-switch and SEMA-nqm (proofs/sema.md; sources: proofs/sources.md#switch-ema).
 
 SEMA-switch is checked bit for bit through the jitted loop (refimpl.train) and the step
 API, for every base optimizer. SEMA-nqm compares EXACT expected losses (refimpl.theory)
@@ -462,7 +462,7 @@ def test_early_on_sema_is_slower_than_ema_then_better():
 @pytest.mark.claim("SEMA-nqm")
 def test_sema_nqm_checks_teeth():
     """The SEMA-nqm checks reject wrong variants. (i) The openmixup hook's inverted switch
-    condition never switches at interval 1 (SPEC 3): that "SEMA" is the EMA, and the
+    condition never switches at interval 1 (proofs/sources.md#switch-ema): that "SEMA" is the EMA, and the
     steady-state check of Lemma 2 (ratio SEMA/SGD online = (1 - rho)(2 - lr h) /
     (2 - (1 - rho) lr h) for K = 1) rejects it (its ratio is 1). (ii) The variance check
     of Theorem 1 rejects a switch that copies the average but keeps heavy-ball momentum

@@ -380,7 +380,8 @@ def test_keras_convention_has_the_same_region():
     """At a constant lr the Keras convention (lr inside the velocity) gives the same
     iterates as PyTorch (to rounding), hence the same region: it passes the check that
     the wrong bounds fail. (So it is not a 'wrong variant' for this claim; it differs
-    from PyTorch only when lr changes between steps: SPEC 1's witness.)"""
+    from PyTorch only when lr changes between steps: the lr-change witness,
+    proofs/sources.md#the-lr-change-witness.)"""
     lam, mu, delta, T = np.array([4.0, 1.0]), 0.9, 0.1, 600
     assert boundary_verdict(hb_bound(4.0, mu), lam, mu, delta, T, convention="keras")
     assert not boundary_verdict(2.0 / 4.0, lam, mu, delta, T, convention="keras")

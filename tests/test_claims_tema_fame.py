@@ -267,7 +267,8 @@ def test_fame_lags_less_than_adam_iff_L4_below_2_L3(b1, b3, b4):
 
 @pytest.mark.claim("TEMA-lag")
 def test_spec_lag_numbers_through_fame_and_adam():
-    """[TEMA-lag] SPEC 8's numbers measured on the optimizers (ramp, T = 1500):
+    """[TEMA-lag] The numbers listed with the claim (proofs/sources.md#theoretical-claims)
+    measured on the optimizers (ramp, T = 1500):
     Adam (b1 = 0.9) lags 9.00 steps; FAME at the code defaults (0.9, 0.5, 0.5) lags
     9 - 2 + 1 = 8.00 (less); FAME at the paper's configs (0.9, 0.3, 0.7) lags
     9 - 6/7 + 7/3 = 220/21 = 10.48 (MORE than Adam: L(0.7) = 7/3 > 2 L(0.3) = 6/7).
@@ -360,7 +361,7 @@ def test_noise_gain_closed_forms_are_exact():
 
 @pytest.mark.claim("TEMA-noise")
 def test_spec_noise_numbers_and_the_lag_variance_trade():
-    """[TEMA-noise] SPEC 8's numbers, exactly: EMA(0.9) 1/19 = 0.0526 (lag 9);
+    """[TEMA-noise] The numbers listed with the claim, exactly: EMA(0.9) 1/19 = 0.0526 (lag 9);
     DEMA(0.9) 865/6859 = 0.126 (lag 0); TEMA(0.9) 493219/2476099 = 0.199 (lag 0, and
     exact on quadratic trends), 3.8 times the EMA's variance. FAME's mixed TEMAs
     (exact rationals, Lyapunov): defaults (0.9, 0.5, 0.5) 0.0695 with lag 8 (less lag
@@ -588,7 +589,8 @@ def closed_form_overshoot(a, b, t):
 @given(a=st.integers(1, 99), b=st.integers(0, 99))
 def test_overshoot_closed_form_is_exact(a, b):
     """[FAME-debias] For b1 = a/100 != b3 = b4 = b/100 the closed form equals the exact
-    recursion at t = 1..30; the SPEC's values at (0.9, 0.5, 0.5) are its first five:
+    recursion at t = 1..30; the values listed with the claim at (0.9, 0.5, 0.5) are its
+    first five:
     1.75, 1.487, 1.330, 1.234, 1.173."""
     assume(a != b)
     a, b = F(a, 100), F(b, 100)

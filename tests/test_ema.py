@@ -1,4 +1,4 @@
-"""Model EMA (SPEC 2): start conventions, exact debiasing, warm-up schedules, wrapping.
+"""Model EMA (proofs/sources.md#model-ema): start conventions, exact debiasing, warm-up schedules, wrapping.
 
 Most hand-computed cases use binary-exact numbers (lr 0.25, decay 0.5, w on a grid of
 1/16) so that every intermediate value is exact and the comparison is bitwise.

@@ -1,4 +1,5 @@
-"""FAME (refimpl.optimizers.fame; SPEC 6, claims FAME-adam and FAME-debias): both
+"""FAME (refimpl.optimizers.fame; proofs/sources.md#fame; claims FAME-adam and
+FAME-debias): both
 variants against independent scalar references, the reductions to Adam bit for bit,
 hand-computed steps, the debias="adam" overshoot versus exact debiasing, full FAME's
 max(v_tema, 0) guard, defaults, reset(), state checks and validation."""
@@ -307,14 +308,15 @@ def test_official_v_is_plain_adam_second_moment():
 
 # ------------------------------------------------------------------ FAME-debias claims
 
-QUOTED = [1.75, 1.487, 1.330, 1.234, 1.173]  # SPEC 8, FAME-debias, steps 1-5
+QUOTED = [1.75, 1.487, 1.330, 1.234, 1.173]  # FAME-debias as listed, steps 1-5
 
 
 @pytest.mark.claim("FAME-debias")
 def test_overshoot_ratios_exact():
     """R_t = TEMA_t(1) / (1 - 0.9^t) at (0.9, 0.5, 0.5), in exact rationals:
     t=1: 0.175 / 0.1 = 7/4; t=2: 0.2825 / 0.19 = 1.48684...; t=3: 0.3605 / 0.271 =
-    1.33026...; then 1.2338..., 1.1730... . SPEC quotes them to 3 decimals."""
+    1.33026...; then 1.2338..., 1.1730... . The claim (proofs/sources.md#theoretical-claims)
+    quotes them to 3 decimals."""
     R = exact_overshoot(5)
     assert R[0] == Fraction(7, 4)
     assert R[1] == Fraction(2825, 1900)

@@ -1,4 +1,5 @@
-"""EMA, DEMA and TEMA as signal filters (refimpl.filters; SPEC 6 and 8: TEMA-poly,
+"""EMA, DEMA and TEMA as signal filters (refimpl.filters; proofs/sources.md#fame; claims
+TEMA-poly,
 TEMA-lag, EMA-debias).
 
 The filters are compared bit for bit with an independent plain-Python loop, the
@@ -184,7 +185,7 @@ def test_dema_reproduces_linear_trend(b, a, s):
 
 @pytest.mark.claim("TEMA-lag")
 def test_spec_lag_numbers_exact():
-    """SPEC 8: with exact decimal decays, L(0.9) = 9, tema_lag(0.9, 0.5, 0.5) =
+    """TEMA-lag (proofs/sources.md#theoretical-claims): with exact decimal decays, L(0.9) = 9, tema_lag(0.9, 0.5, 0.5) =
     9 - 2*1 + 1 = 8 and tema_lag(0.9, 0.3, 0.7) = 9 - 2*(3/7) + 7/3 = 220/21 = 10.476...:
     the paper's configs lag MORE than Adam's EMA, the code defaults less. The float
     functions agree within 1e-13 (the decimals are not binary numbers; dL/db =

@@ -287,7 +287,8 @@ def test_expected_values_equal_the_jitted_training_loop(shipped):
 
 
 def test_spec_witness_values(shipped):
-    """SPEC 1: g = 1, mu 0.9, w0 = 0, lr 0.1 then 0.01. PyTorch/optax w2 = -0.1 - 0.01 *
+    """The lr-change witness (proofs/sources.md#the-lr-change-witness): g = 1, mu 0.9,
+    w0 = 0, lr 0.1 then 0.01. PyTorch/optax w2 = -0.1 - 0.01 *
     (0.9 * 1 + 1) = -0.119; Keras w2 = -0.1 + (0.9 * (-0.1) - 0.01) = -0.2."""
     for cid, w2 in (("sgd/witness-pytorch", -0.119), ("sgd/witness-optax", -0.119),
                     ("sgd/witness-keras", -0.2)):

@@ -1,4 +1,4 @@
-"""Test problems (SPEC 9): Quadratic, NoisyQuadratic, and the shared norm kernels.
+"""Test problems (proofs/sources.md#problems): Quadratic, NoisyQuadratic, and the shared norm kernels.
 
 refimpl sums in index order in plain loops; NumPy/BLAS may sum in another order (and
 pairwise or vectorised). Bitwise checks therefore compare with a Python loop in the

@@ -1,4 +1,4 @@
-"""SAM, USAM and ASAM over a base optimizer (SPEC 4).
+"""SAM, USAM and ASAM over a base optimizer (proofs/sources.md#sam-usam-and-asam).
 
 The hand-computed cases use an element-wise affine oracle ``g(w) = a * w + b`` whose
 numbers are exact in binary (halves, quarters, small integers), so every expected value

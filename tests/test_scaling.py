@@ -1,4 +1,5 @@
-"""The EMA Scaling Rule and the optimizers' own scaling rules (SPEC 7, refimpl.scaling).
+"""The EMA Scaling Rule and the optimizers' own scaling rules (refimpl.scaling; sources:
+proofs/sources.md#ema-scaling-rule).
 
 Each rule is checked bitwise against the formula it promises (decay ** kappa,
 lr * kappa, lr * sqrt(kappa), eps / sqrt(kappa)); the composition law is checked to a
@@ -48,8 +49,8 @@ def test_scale_decay_is_power(decay, kappa):
 
 def test_fractional_kappa_rounding_decay_to_one_is_refused():
     """For kappa < 1 a decay within an ulp of 1 can round to exactly 1.0 (here
-    (1 - eps/2) ** 0.5 = 1 - eps/4, a tie that rounds to even = 1.0): SPEC's "always in
-    [0, 1)" holds only for kappa >= 1. Both scale_decay and scale_optimizer refuse it
+    (1 - eps/2) ** 0.5 = 1 - eps/4, a tie that rounds to even = 1.0): the "always in
+    [0, 1)" first assumed for b ** kappa holds only for kappa >= 1. Both scale_decay and scale_optimizer refuse it
     with an error naming the decay, rather than returning a frozen EMA."""
     d = 1.0 - EPS / 2
     assert d ** 0.5 == 1.0  # the rounding this test is about

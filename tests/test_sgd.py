@@ -1,4 +1,4 @@
-"""SGD (SPEC 1) and learning-rate schedules: hand-computed steps, the three momentum
+"""SGD (proofs/sources.md#sgd) and learning-rate schedules: hand-computed steps, the three momentum
 conventions and exactly when they coincide, schedules, state, validation.
 
 Hand-computed cases use dyadic numbers (0.25, 0.5, small integers) so that every
@@ -172,7 +172,8 @@ def _witness(convention):
 
 
 def test_convention_witness_changing_lr():
-    """SPEC 1 witness: g = 1, mu = 0.9, w0 = 0, lr 0.1 then 0.01.
+    """The lr-change witness (proofs/sources.md#the-lr-change-witness): g = 1, mu = 0.9,
+    w0 = 0, lr 0.1 then 0.01.
 
     PyTorch: buf1 = 1, w1 = -0.1*1 = -0.1; buf2 = 0.9*1 + 1 = 1.9, w2 = -0.1 - 0.01*1.9 = -0.119.
     optax:   trace1 = 1 + 0.9*0 = 1, trace2 = 1 + 0.9*1 = 1.9: the same, w2 = -0.119.

@@ -1,4 +1,5 @@
-"""Stable SAM (Tan et al. 2024): SAM with the descent gradient renormalized (SPEC 5).
+"""Stable SAM (Tan et al. 2024): SAM with the descent gradient renormalized
+(proofs/sources.md#stablesam).
 
 The descent gradient g_ssam is observed exactly by a base SGD that records the
 gradient it is handed (``RecordingSGD``); with lr = 1 and no weight decay that is the

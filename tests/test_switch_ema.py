@@ -1,4 +1,4 @@
-"""Switch EMA (SPEC 3): when the switch fires, what it copies, what it keeps or resets,
+"""Switch EMA (proofs/sources.md#switch-ema): when the switch fires, what it copies, what it keeps or resets,
 its reductions to EMA and to the base optimizer, and the jitted training loop."""
 
 from __future__ import annotations

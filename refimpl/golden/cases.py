@@ -265,15 +265,17 @@ def _sgd_cases():
     out = [
         CaseSpec("sgd/gd-quadratic", "Plain gradient descent (momentum 0) on a 3-d quadratic "
                  "with a non-diagonal H.", [], opt(sgd()), q, W0_3, [0.25] * T),
-        CaseSpec("sgd/witness-pytorch", "SPEC 1's witness: g = 1 always, momentum 0.9, w0 = 0, "
+        CaseSpec("sgd/witness-pytorch", "The lr-change witness "
+                 "(proofs/sources.md#the-lr-change-witness): g = 1 always, momentum 0.9, "
+                 "w0 = 0, "
                  "lr 0.1 then 0.01: w2 = -0.1 - 0.01 * 1.9 = -0.119.",
                  ["lr_schedule", "lr_inside_velocity"], opt(sgd(momentum=0.9)), witness[0],
                  [0.0], [0.1, 0.01], step_data=witness[1]),
-        CaseSpec("sgd/witness-optax", "SPEC 1's witness in the optax convention: the same "
+        CaseSpec("sgd/witness-optax", "The lr-change witness in the optax convention: the same "
                  "w2 = -0.119 as PyTorch.", ["lr_schedule", "optax_trace"],
                  opt(sgd(momentum=0.9, convention="optax")), witness[0], [0.0], [0.1, 0.01],
                  step_data=witness[1]),
-        CaseSpec("sgd/witness-keras", "SPEC 1's witness in the Keras convention: "
+        CaseSpec("sgd/witness-keras", "The lr-change witness in the Keras convention: "
                  "w2 = -0.1 + (0.9 * (-0.1) - 0.01) = -0.2 (the old lr stays in the velocity).",
                  ["lr_schedule", "lr_inside_velocity"],
                  opt(sgd(momentum=0.9, convention="keras")), witness[0], [0.0], [0.1, 0.01],

@@ -1,6 +1,7 @@
 """The optimizers: pure ``init`` / ``step`` over immutable state (see ``base``).
 
-Sources: SGD (PyTorch convention; SPEC 1), Adam (Kingma and Ba 2015), EMA and Switch EMA
+Sources (proofs/sources.md): SGD (PyTorch convention), Adam (Kingma and Ba 2015), EMA and
+Switch EMA
 (Li et al. 2024, arXiv 2402.09240), SAM (Foret et al. 2021), ASAM (Kwon et al. 2021),
 StableSAM (Tan et al. 2024, arXiv 2401.07250), FAME (Break a Lag, triple EMA).
 """

@@ -1,6 +1,6 @@
 """Adam with coupled L2 weight decay (Kingma and Ba 2015, Algorithm 1), in the order of
-operations of ``torch.optim.Adam`` (amsgrad off). FAME reduces to it (SPEC 6), and the
-Adam branch of the scaling rules (SPEC 7) applies to it.
+operations of ``torch.optim.Adam`` (amsgrad off). FAME reduces to it (proofs/sources.md#fame),
+and the Adam branch of the scaling rules (proofs/sources.md#ema-scaling-rule) applies to it.
 
 Per step, with ``t`` counted from 1 since init or the last reset::
 

@@ -1,4 +1,5 @@
-"""Model EMA and Switch EMA (SEMA) as wrappers over any optimizer. SPEC 2 and 3.
+"""Model EMA and Switch EMA (SEMA) as wrappers over any optimizer. Sources:
+proofs/sources.md#model-ema and proofs/sources.md#switch-ema.
 
 Model EMA (Polyak averaging with exponential weights): after the wrapped optimizer's
 step number ``n`` (counted from 1), if ``n % update_every == 0``::

@@ -1,5 +1,6 @@
 """FAME, Fast Adaptive Moment Estimation: Adam with a triple EMA (TEMA) of the gradient
-(Break a Lag: Triple Exponential Moving Average for Enhanced Optimization). SPEC 6.
+(Break a Lag: Triple Exponential Moving Average for Enhanced Optimization). Sources:
+proofs/sources.md#fame.
 
 Two variants; both are implemented, neither is the other's approximation.
 

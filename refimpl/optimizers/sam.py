@@ -1,4 +1,5 @@
-"""Sharpness-aware minimization: SAM, USAM, ASAM and Stable SAM. SPEC 4 and 5.
+"""Sharpness-aware minimization: SAM, USAM, ASAM and Stable SAM. Sources:
+proofs/sources.md#sam-usam-and-asam and proofs/sources.md#stablesam.
 
 SAM (Foret et al. 2021) and ASAM (Kwon et al. 2021, in davda54/sam's form), per step on
 ONE mini-batch, two gradient evaluations::

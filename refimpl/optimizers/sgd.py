@@ -1,7 +1,8 @@
 """Stochastic gradient descent with momentum, Nesterov and weight decay.
 
 Source: the update of ``torch.optim.SGD`` (Sutskever et al. 2013 for Nesterov in this
-form), with two other conventions users meet offered as named options. SPEC section 1.
+form), with two other conventions users meet offered as named options. Sources and the
+code each convention follows: proofs/sources.md#sgd.
 
 Default convention ``"pytorch"`` (per step, ``g`` the mini-batch gradient)::
 

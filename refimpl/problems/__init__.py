@@ -1,4 +1,5 @@
-"""Test problems with exact gradients (SPEC 9): quadratics, the noisy quadratic model,
+"""Test problems with exact gradients (proofs/sources.md#problems): quadratics, the noisy
+quadratic model,
 a small MLP with hand-written backprop and Hessian-vector products, and synthetic data."""
 
 from refimpl.problems.data import Dataset, circles, one_hot, teacher_student, two_spirals

@@ -1,5 +1,5 @@
 """A small multi-layer perceptron with hand-written forward, backward and
-Hessian-vector passes (SPEC 9).
+Hessian-vector passes (proofs/sources.md#problems).
 
 Architecture ``sizes = (n_0, n_1, ..., n_L)``: layer ``l = 1..L`` computes
 

@@ -1,4 +1,5 @@
-"""Quadratic problems with exact gradients, Hessians and minimizers (SPEC 9).
+"""Quadratic problems with exact gradients, Hessians and minimizers
+(proofs/sources.md#problems).
 
 ``Quadratic``: ``f(w) = 1/2 (w - w*)^T H (w - w*)`` for any symmetric H (positive
 definite for a minimum, indefinite for a saddle). Gradient ``H (w - w*)``.
