@@ -3,10 +3,11 @@
 The same command runs as python -m refimpl.
 
 Commands:
-  refimpl tutorials [--fast] [--out DIR] [NAME ...]
+  refimpl tutorials [--fast] [--out DIR] [--solutions] [NAME ...]
       run the tutorials and write a folder of course material (default
-      refimpl-tutorials/): per tutorial its lesson page, figures and script, plus an
-      index with each tutorial's claim, measured numbers, checks and figures.
+      refimpl-tutorials/): per tutorial a lesson page, an executed notebook, its
+      figures and script; the proofs as pages; an index. --solutions writes the
+      exercises' solutions instead.
   refimpl golden list [PATH]
   refimpl golden write DIR
   refimpl golden check [PATH] [--impl MODULE:FACTORY] [-k PATTERN] [-v]
@@ -48,7 +49,7 @@ def _tutorials(args) -> int:
         for name, path in course.discover().items():
             print(f"{name:28s} {path}")
         return 0
-    return course.main(args.fast, args.out, args.names)
+    return course.main(args.fast, args.out, args.names, solutions=args.solutions)
 
 
 def _existing(path):
@@ -131,6 +132,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
                      help="output folder (default: refimpl-tutorials)")
     tut.add_argument("--list", action="store_true", dest="list_only",
                      help="list the tutorials and exit")
+    tut.add_argument("--solutions", action="store_true",
+                     help="write the exercises' reference solutions to DIR/solutions/ "
+                          "(runs no tutorial; try the exercises first)")
     tut.add_argument("names", nargs="*", metavar="NAME",
                      help="tutorials to run: 03_ema_scaling_rule, ema_scaling_rule or 03 "
                           "(default: all)")

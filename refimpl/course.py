@@ -8,11 +8,22 @@ tutorial the runner
 2. runs the code cells in order in one fresh namespace, with matplotlib's Agg backend,
    capturing each cell's printed output and the figures it saves through
    :class:`refimpl.tutorial.Tutorial`,
-3. writes ``OUT/NAME/``: the figures, the script itself, and a lesson page
-   (``lesson.md`` and ``lesson.html``: prose, code, output and figures in order).
+3. writes ``OUT/NAME/``: the figures, the script itself, the executed notebook
+   ``NAME.ipynb`` (outputs and figures inline, then the exercises) and a lesson page
+   (``lesson.html`` and ``lesson.md``) that teaches first: what the student will learn,
+   the key figure, the idea in plain words with its formula, a table of contents, the
+   prose, code, output and figures in order, the exercises, and at the end a "Checks"
+   section with the claim as checked, every measured number and every check.
 
-Then it writes ``OUT/index.md`` and ``OUT/index.html``: per tutorial its claim, its
-measured numbers, its checks and its figures. A tutorial *fails* when one of its checks
+Then it writes ``OUT/index.html`` and ``OUT/index.md`` (per tutorial its idea, key
+figure and links, then its claim, measured numbers, checks and figures) and renders
+every proof of ``proofs/`` (shipped as ``refimpl.proofs``) as ``OUT/proofs/NAME.html``
+beside a copy of its Markdown; a lesson's citation of ``proofs/NAME.md`` is a link to
+it. Markdown and ``$`` math are rendered offline by :mod:`refimpl.render`.
+
+Nothing refimpl did not write is ever deleted: each lesson folder lists the files a run
+wrote in ``.refimpl-files``, and a re-run removes only those (a student's notes in the
+folder stay). Pages and notebooks are written atomically (temporary file, then rename). A tutorial *fails* when one of its checks
 (or any ``assert``) fails, and is an *error* when it raises anything else or does not
 record a title, a figure, a number and, in its last code cell, a check. ``run`` returns
 one :class:`Result` per tutorial; the command exits 1 if any is not ok.
@@ -23,9 +34,11 @@ tutorials/NN_name.py`` prints the same numbers and saves the same figures.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import html
 import io
+import json
 import os
 import re
 import shutil
@@ -35,13 +48,15 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from refimpl import render
 from refimpl import tutorial as _tutorial
 
 __all__ = [
     "Cell",
     "Result",
     "discover",
-    "markdown_to_html",
+    "write_proofs",
+    "write_solutions",
     "parse",
     "resolve",
     "run",
@@ -79,7 +94,10 @@ class Result:
     figures: list = field(default_factory=list)   # refimpl.tutorial.Figure
     numbers: list = field(default_factory=list)   # refimpl.tutorial.Number
     checks: list = field(default_factory=list)    # refimpl.tutorial.Check
-    cells: list = field(default_factory=list)     # (Cell, output text, [Figure]) per cell run
+    cells: list = field(default_factory=list)     # (Cell, outputs, [Figure]) per cell run
+    idea: str = ""
+    formula: str = ""
+    key_figure: str = ""
 
     @property
     def ok(self) -> bool:
@@ -173,8 +191,48 @@ def resolve(names, available: dict[str, Path]) -> dict[str, Path]:
 
 # ------------------------------------------------------------------------------ running
 
+MANIFEST = ".refimpl-files"
+
+
+def _written_before(out: Path) -> list[str]:
+    """The files the previous run wrote into ``out`` (its manifest), if any."""
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        return []
+    names = manifest.read_text(encoding="utf-8").splitlines()
+    return [n for n in names if n and "/" not in n and "\\" not in n and n != MANIFEST]
+
+
+def _write_manifest(out: Path, names) -> None:
+    """Record what this run wrote into ``out``, then remove what the previous run wrote
+    and this one did not (a stale figure): only files a manifest lists are ever removed,
+    and only after this run's pages exist, so an interrupted run leaves the previous
+    pages and their figures in place."""
+    names = sorted(set(names) - {MANIFEST})
+    stale = set(_written_before(out)) - set(names)
+    render.write_atomic(out / MANIFEST, "\n".join(names) + "\n")
+    for name in sorted(stale):
+        if (out / name).is_file():
+            (out / name).unlink()
+
+
+def _split_last_expression(source: str, line: int, filename: str):
+    """The cell as (statements, last expression or None), compiled with the script's own
+    line numbers. Jupyter shows the value of a cell's last bare expression (unless the
+    line ends with ';'), so the runner records it too, where the notebook would show it."""
+    padded = "\n" * (line - 1) + source
+    tree = ast.parse(padded, filename)
+    last = tree.body[-1] if tree.body else None
+    if not isinstance(last, ast.Expr) or source.rstrip().endswith(";"):
+        return compile(tree, filename, "exec"), None
+    statements = ast.Module(body=tree.body[:-1], type_ignores=[])
+    expression = ast.Expression(body=last.value)
+    return compile(statements, filename, "exec"), compile(expression, filename, "eval")
+
+
 def run_one(name: str, path, out_root, fast: bool = False) -> Result:
-    """Run one tutorial script; write its figures, script and lesson page to OUT/NAME."""
+    """Run one tutorial script; write its figures, script, notebook and lesson page to
+    OUT/NAME."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -182,16 +240,15 @@ def run_one(name: str, path, out_root, fast: bool = False) -> Result:
     import numpy as np
 
     path, out = Path(path), Path(out_root) / name
-    if out.exists():  # a previous run's figures must not survive into this one
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     result = Result(name=name, path=path, out=out, fast=fast)
     ctx = _tutorial._Context(name=name, out=out, fast=fast)
     text = path.read_text(encoding="utf-8")
-    shutil.copyfile(path, out / path.name)
+    render.write_atomic(out / path.name, text)
     namespace = {"__name__": "__main__", "__file__": str(path)}
     # what a tutorial may change for itself is put back afterwards
     printoptions, sys_path, cwd = np.get_printoptions(), list(sys.path), os.getcwd()
+    rc = dict(matplotlib.rcParams)
     start = time.perf_counter()
     _tutorial._ACTIVE = ctx
     try:
@@ -199,17 +256,22 @@ def run_one(name: str, path, out_root, fast: bool = False) -> Result:
         code_cells = [c for c in cells if c.kind == "code"]
         for cell in cells:
             if cell.kind == "markdown":
-                result.cells.append((cell, "", []))
+                result.cells.append((cell, [], []))
                 continue
             n_figures, n_checks = len(ctx.figures), len(ctx.checks)
-            buffer = io.StringIO()
-            # line numbers in tracebacks are the script's own
-            code = compile("\n" * (cell.line - 1) + cell.source, str(path), "exec")
+            buffer, outputs = io.StringIO(), []
             try:
+                # line numbers in tracebacks are the script's own
+                code, expression = _split_last_expression(cell.source, cell.line, str(path))
                 with contextlib.redirect_stdout(buffer):
                     exec(code, namespace)  # noqa: S102 (running the tutorial is the point)
+                    if expression is not None:
+                        value = eval(expression, namespace)  # noqa: S307
+                        if value is not None:
+                            outputs.append(("result", repr(value)))
             finally:
-                result.cells.append((cell, buffer.getvalue(), ctx.figures[n_figures:]))
+                outputs.insert(0, ("stream", buffer.getvalue()))
+                result.cells.append((cell, outputs, ctx.figures[n_figures:]))
             if cell is code_cells[-1] and len(ctx.checks) == n_checks:
                 raise _Incomplete("the last code cell records no check: a tutorial ends by "
                                   "checking its claim with tut.check(...)")
@@ -232,8 +294,10 @@ def run_one(name: str, path, out_root, fast: bool = False) -> Result:
         np.set_printoptions(**printoptions)
         sys.path[:] = sys_path
         os.chdir(cwd)
+        matplotlib.rcParams.update(rc)
     result.seconds = time.perf_counter() - start
     result.title, result.claim = ctx.title or name, ctx.claim
+    result.idea, result.formula, result.key_figure = ctx.idea, ctx.formula, ctx.key_figure
     result.figures, result.numbers, result.checks = ctx.figures, ctx.numbers, ctx.checks
     _write_lesson(result)
     return result
@@ -261,12 +325,16 @@ def run(names=None, fast: bool = False, out="refimpl-tutorials", directory=None,
     """
     if not isinstance(fast, bool):
         raise TypeError(f"fast must be a bool, got {type(fast).__name__}")
-    selected = resolve(list(names or []), discover(directory))
+    available = discover(directory)
+    selected = resolve(list(names or []), available)
     if progress is None:
         def progress(line):
             print(line, flush=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    render.write_atomic(out / _tutorial.COURSE_MARKER,
+                        "a course folder written by `refimpl tutorials`\n")
+    write_proofs(out)
     results = []
     width = max(len(n) for n in selected)
     for i, (name, path) in enumerate(selected.items(), start=1):
@@ -281,124 +349,58 @@ def run(names=None, fast: bool = False, out="refimpl-tutorials", directory=None,
         if not result.ok:
             first = result.message.splitlines()[-1] if result.message else ""
             progress(f"      {first}")
+    for result in results:  # now every lesson of this run exists: link the neighbours
+        _write_lesson(result, list(available))
     write_index(results, out)
     return results
 
 
-# ---------------------------------------------------------------------------- rendering
+# ---------------------------------------------------------------------------- linking
 
-_CSS = """
-body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
-       padding: 0 1rem; line-height: 1.5; color: #1a1a1a; }
-pre { background: #f5f5f5; padding: 0.6rem; overflow-x: auto; font-size: 0.9rem; }
-pre.output { background: #fbfbf0; border-left: 3px solid #c9c28a; }
-code { font-size: 0.92em; }
-table { border-collapse: collapse; margin: 0.8rem 0; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; }
-figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { font-style: italic; font-size: 0.92rem; }
-.ok { color: #1a7f37; } .bad { color: #cf222e; font-weight: bold; }
-""".strip()
+_PROOF_MENTION = re.compile(r"(?<!\]\()(?<![\[/\w])`?proofs/([a-z_]+)\.md(#[\w-]+)?`?(?![\]\w])")
 
 
-def _page(title: str, body: str) -> str:
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n"
-            f"<body>\n{body}\n</body>\n</html>\n")
-
-
-def _inline(text: str) -> str:
-    """Inline Markdown to HTML: `code`, **bold**, *italic*, [text](url); escapes HTML."""
-    parts = re.split(r"(`[^`]+`)", text)
-    out = []
-    for part in parts:
-        if len(part) >= 2 and part.startswith("`") and part.endswith("`"):
-            out.append(f"<code>{html.escape(part[1:-1])}</code>")
-            continue
-        part = html.escape(part, quote=False)
-        part = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)",
-                      lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', part)
-        part = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", part)
-        part = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", part)
-        out.append(part)
-    return "".join(out)
-
-
-def _table_row(line: str) -> list[str]:
-    """The cells of a pipe-table row; ``\\|`` is a literal bar inside a cell."""
-    cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))
-    return [c.strip().replace("\\|", "|") for c in cells]
-
-
-def _cell(text: str) -> str:
-    """Text made safe for a Markdown table cell (a bar would end the cell)."""
-    return text.replace("|", "\\|")
-
-
-def markdown_to_html(text: str) -> str:
-    """The Markdown subset the tutorials use, as HTML.
-
-    Supported: ``#``-``####`` headings, paragraphs, ``- `` and ``1. `` lists (one level;
-    an indented line continues the item), fenced code blocks, pipe tables with a
-    ``|---|`` separator row, and inline `code`, **bold**, *italic* and [links](url).
-    Anything else is shown as text (HTML in the source is escaped, never interpreted).
-    """
-    lines = text.splitlines()
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            i += 1
-        elif line.startswith("```"):
-            j = i + 1
-            while j < len(lines) and not lines[j].startswith("```"):
-                j += 1
-            out.append("<pre><code>" + html.escape("\n".join(lines[i + 1:j])) + "</code></pre>")
-            i = j + 1
-        elif m := re.match(r"^(#{1,4})\s+(.*)$", line):
-            level = len(m.group(1))
-            out.append(f"<h{level}>{_inline(m.group(2).strip())}</h{level}>")
-            i += 1
-        elif (line.lstrip().startswith("|") and i + 1 < len(lines)
-              and re.match(r"^\s*\|?\s*:?-{3,}", lines[i + 1])):
-            head = _table_row(line)
-            rows, j = [], i + 2
-            while j < len(lines) and lines[j].lstrip().startswith("|"):
-                rows.append(_table_row(lines[j]))
-                j += 1
-            cells = "".join(f"<th>{_inline(c)}</th>" for c in head)
-            body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>"
-                           for r in rows)
-            out.append(f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>")
-            i = j
-        elif re.match(r"^([-*]|\d+\.)\s+", line):
-            ordered = bool(re.match(r"^\d+\.", line))
-            items, j = [], i
-            while j < len(lines):
-                m = re.match(r"^([-*]|\d+\.)\s+(.*)$", lines[j])
-                if m and bool(re.match(r"^\d+\.", lines[j])) == ordered:
-                    items.append(m.group(2))
-                elif items and lines[j].startswith((" ", "\t")) and lines[j].strip():
-                    items[-1] += " " + lines[j].strip()
-                else:
-                    break
-                j += 1
-            tag = "ol" if ordered else "ul"
-            out.append(f"<{tag}>" + "".join(f"<li>{_inline(t)}</li>" for t in items) + f"</{tag}>")
-            i = j
-        else:
-            para, j = [], i
-            while (j < len(lines) and lines[j].strip() and not lines[j].startswith("```")
-                   and not re.match(r"^(#{1,4}\s|([-*]|\d+\.)\s+|\s*\|)", lines[j])):
-                para.append(lines[j].strip())
-                j += 1
-            if not para:  # a line no rule claims (e.g. "#hashtag"): plain text
-                para, j = [line.strip()], i + 1
-            out.append("<p>" + _inline(" ".join(para)) + "</p>")
-            i = j
+def _link_proof_mentions(markdown: str, prefix: str) -> str:
+    """Turn a bare mention of ``proofs/NAME.md`` (in text or a code span, outside code
+    blocks) into a Markdown link to ``PREFIX/NAME.md``."""
+    out, fenced = [], False
+    for line in markdown.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if not fenced:
+            line = _PROOF_MENTION.sub(
+                lambda m: f"[proofs/{m.group(1)}.md{m.group(2) or ''}]"
+                          f"({prefix}{m.group(1)}.md{m.group(2) or ''})", line)
+        out.append(line)
     return "\n".join(out)
 
+
+def _linker(page_dir: Path, out: Path):
+    """The link rewriter of a page in ``page_dir`` of the course folder ``out``: a link
+    to a proof's Markdown goes to its rendered page; a relative link that leaves the
+    folder or names nothing in it becomes plain text."""
+    out = out.resolve()
+
+    def link(href: str):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", href) or href.startswith("#"):
+            return href
+        target, _, anchor = href.partition("#")
+        resolved = (page_dir / target).resolve() if target else None
+        if resolved is None:
+            return href
+        if resolved.suffix == ".md" and resolved.parent == out / "proofs":
+            resolved = resolved.with_suffix(".html")
+            target = target[:-3] + ".html"
+        if out not in resolved.parents and resolved != out:
+            return None
+        if not resolved.exists():
+            return None
+        return target + (f"#{anchor}" if anchor else "")
+
+    return link
+
+
+# ---------------------------------------------------------------------------- lessons
 
 def _status_text(result: Result) -> str:
     held = sum(c.passed for c in result.checks)
@@ -413,100 +415,387 @@ def _mode(result: Result) -> str:
     return "fast mode" if result.fast else "full mode"
 
 
-def _write_lesson(result: Result) -> None:
-    """OUT/NAME/lesson.md and lesson.html: the script's cells with their outputs."""
-    md, body = [], []
-    for cell, output, figures in result.cells:
-        if cell.kind == "markdown":
-            md.append(cell.source)
-            body.append(markdown_to_html(cell.source))
-            continue
-        md.append("```python\n" + cell.source + "\n```")
-        body.append("<pre><code>" + html.escape(cell.source) + "</code></pre>")
-        if output.strip():
-            md.append("```text\n" + output.rstrip() + "\n```")
-            body.append('<pre class="output">' + html.escape(output.rstrip()) + "</pre>")
-        for fig in figures:
-            md.append(f"![{fig.caption}]({fig.file})\n\n*{fig.caption}*")
-            body.append(f'<figure><img src="{html.escape(fig.file)}" alt="{html.escape(fig.caption)}">'
-                        f"<figcaption>{_inline(fig.caption)}</figcaption></figure>")
-    footer = (f"Run by `refimpl tutorials` in {_mode(result)}: {_status_text(result)} "
-              f"({result.seconds:.1f} s). Script: [{result.path.name}]({result.path.name}); "
-              f"index: [../index.md](../index.md).")
-    if not result.ok:
-        md.append("## This run did not complete\n\n```text\n" + result.message + "\n```")
-        body.append("<h2>This run did not complete</h2><pre class=\"output\">"
-                    + html.escape(result.message) + "</pre>")
-    md.append("---\n\n" + footer)
-    body.append("<hr>\n<p>" + _inline(footer.replace("../index.md", "../index.html")) + "</p>")
-    (result.out / "lesson.md").write_text("\n\n".join(md) + "\n", encoding="utf-8")
-    (result.out / "lesson.html").write_text(_page(result.title, "\n".join(body)), encoding="utf-8")
+def _cell(text: str) -> str:
+    """Text made safe for a Markdown table cell (a bar would end the cell)."""
+    return text.replace("|", "\\|")
 
+
+def _exercise_cells(result: Result) -> list[dict]:
+    from refimpl import exercises
+
+    found = exercises.for_tutorial(result.name) if NAME_PATTERN.match(result.name) else []
+    if not found:
+        return []
+    cells = [{"kind": "markdown", "source": "## Exercises\n\nEach checked exercise ends "
+              "with a `check(...)` call: run it, read what it says, and try again. "
+              "Solutions: `refimpl tutorials --solutions` (try first)."}]
+    for ex in found:
+        tag = "checked by code" if ex.checked else "on paper"
+        cells.append({"kind": "markdown",
+                      "source": f"### Exercise {ex.id}: {ex.title} ({tag})\n\n{ex.text}"})
+        if ex.checked:
+            cells.append({"kind": "code", "source": ex.starter.strip(), "outputs": [],
+                          "executed": False})
+    return cells
+
+
+def _notebook_cells(result: Result) -> list[dict]:
+    cells = []
+    for cell, outputs, figures in result.cells:
+        if cell.kind == "markdown":
+            cells.append({"kind": "markdown",
+                          "source": _link_proof_mentions(cell.source, "../proofs/")})
+            continue
+        outs = [o for o in outputs if o[0] == "stream"]
+        outs += [("image", result.out / f.file) for f in figures]
+        outs += [o for o in outputs if o[0] == "result"]
+        cells.append({"kind": "code", "source": cell.source, "outputs": outs})
+    if not result.ok:
+        cells.append({"kind": "markdown", "source": "## This run did not complete\n\n"
+                      "```text\n" + result.message + "\n```"})
+    return cells + _exercise_cells(result)
+
+
+def _checks_markdown(result: Result) -> list[str]:
+    md = [f"**Result:** {_status_text(result)} ({result.seconds:.1f} s, {_mode(result)})",
+          "", f"**Claim.** {result.claim}"]
+    if result.numbers:
+        md += ["", "| measured | value |", "|---|---:|"]
+        md += [f"| {_cell(n.label)} | {_cell(n.text)} |" for n in result.numbers]
+    if result.checks:
+        md += ["", "Checks:", ""]
+        md += [f"- {'holds' if c.passed else '**FAILS**'}: {c.statement}" for c in result.checks]
+    return md
+
+
+def _text_markdown(text: str) -> str:
+    """Plain text (a claim, a check statement, a label) safe inside Markdown: a ``$`` or
+    a backslash in it is not math or an escape."""
+    return text.replace("\\", "\\\\").replace("$", "\\$")
+
+
+def _checks_html(result: Result, proofs: str) -> str:
+    """The Checks section; ``proofs`` is the relative path to the proof pages."""
+    def inline(text):
+        return render.inline(_link_proof_mentions(_text_markdown(text), proofs))
+
+    cls = "ok" if result.ok else "bad"
+    parts = [f'<p><strong>Result:</strong> <span class="{cls}">'
+             f"{html.escape(_status_text(result))}</span> ({result.seconds:.1f} s, "
+             f"{_mode(result)}).</p>",
+             f"<p><strong>Claim.</strong> {inline(result.claim)}</p>"]
+    if result.numbers:
+        parts.append('<div class="table"><table><thead><tr><th>measured</th><th>value</th>'
+                     "</tr></thead><tbody>" + "".join(
+                         f"<tr><td>{inline(n.label)}</td>"
+                         f"<td>{html.escape(n.text)}</td></tr>" for n in result.numbers)
+                     + "</tbody></table></div>")
+    if result.checks:
+        parts.append("<p>Checks:</p><ul>" + "".join(
+            f'<li><span class="{"ok" if c.passed else "bad"}">'
+            f'{"holds" if c.passed else "FAILS"}</span>: '
+            f"{inline(c.statement)}</li>" for c in result.checks)
+            + "</ul>")
+    if not result.ok:
+        parts.append(f'<pre class="output">{html.escape(result.message)}</pre>')
+    return "\n".join(parts)
+
+
+def _figure_html(fig, prefix: str = "") -> str:
+    return (f'<figure><img src="{html.escape(prefix + fig.file)}" '
+            f'alt="{html.escape(fig.caption)}" loading="lazy">'
+            f"<figcaption>{render.inline(_text_markdown(fig.caption))}</figcaption></figure>")
+
+
+def _nav_links(result: Result, order) -> tuple[str, str]:
+    """The prev/next links of a lesson among ``order``, to lessons that exist."""
+    order = list(order or [])
+    links = ["", ""]
+    if result.name in order:
+        i = order.index(result.name)
+        for k, j in ((0, i - 1), (1, i + 1)):
+            if 0 <= j < len(order) and (result.out.parent / order[j] / "lesson.html").is_file():
+                arrow = ("&larr; ", "") if k == 0 else ("", " &rarr;")
+                links[k] = (f'<a href="../{order[j]}/lesson.html" rel="{("prev", "next")[k]}">'
+                            f"{arrow[0]}{order[j][:2]}. {html.escape(_titles.get(order[j], order[j]))}"
+                            f"{arrow[1]}</a>")
+    return links[0], links[1]
+
+
+_titles: dict[str, str] = {}
+
+
+def _write_lesson(result: Result, order=None) -> None:
+    """OUT/NAME/lesson.html, lesson.md and NAME.ipynb."""
+    _titles[result.name] = result.title
+    out = result.out
+    course_root = out.parent
+    link = _linker(out, course_root)
+    seen: set = set()
+    cells = list(result.cells)
+    intro = []
+    if cells and cells[0][0].kind == "markdown":
+        intro, cells = [cells[0]], cells[1:]
+
+    def md_html(source: str) -> render.Rendered:
+        return render.markdown_to_html(_link_proof_mentions(source, "../proofs/"), link, seen)
+
+    head, md = [], []
+    if intro:
+        rendered = md_html(intro[0][0].source)
+        head.append(rendered.html)
+        md.append(intro[0][0].source)
+    if not intro or not intro[0][0].source.lstrip().startswith("# "):
+        head.insert(0, f"<h1>{html.escape(result.title)}</h1>")
+        md.insert(0, f"# {result.title}")
+    key = next((f for f in result.figures if f.file == result.key_figure), None)
+    if result.idea or result.formula or key:
+        box = ['<section class="box idea"><h2 id="the-idea">The idea</h2>']
+        seen.add("the-idea")
+        md.append("## The idea")
+        if result.idea:
+            box.append(md_html(result.idea).html)
+            md.append(result.idea)
+        if result.formula:
+            box.append('<div class="math">' + render.math_to_mathml(result.formula, True)
+                       + "</div>")
+            md.append(f"$$\n{result.formula}\n$$")
+        box.append("</section>")
+        head.append("\n".join(box))
+        if key:
+            head.append(_figure_html(key))
+            md.append(f"![{key.caption}]({key.file})\n\n*{key.caption}*")
+    body, headings = [], []
+    for cell, outputs, figures in cells:
+        if cell.kind == "markdown":
+            rendered = md_html(cell.source)
+            body.append(rendered.html)
+            headings += rendered.headings
+            md.append(cell.source)
+            continue
+        body.append(render.highlight(cell.source))
+        md.append("```python\n" + cell.source + "\n```")
+        stream = "".join(v for k, v in outputs if k == "stream")
+        results = [v for k, v in outputs if k == "result"]
+        if stream.strip():
+            body.append('<pre class="output">' + html.escape(stream.rstrip()) + "</pre>")
+            md.append("```text\n" + stream.rstrip() + "\n```")
+        for fig in figures:
+            body.append(_figure_html(fig))
+            md.append(f"![{fig.caption}]({fig.file})\n\n*{fig.caption}*")
+        for value in results:
+            body.append('<pre class="output">' + html.escape(value) + "</pre>")
+            md.append("```text\n" + value + "\n```")
+    if not result.ok:
+        body.append('<h2 id="this-run-did-not-complete">This run did not complete</h2>'
+                    '<pre class="output">' + html.escape(result.message) + "</pre>")
+        headings.append((2, "this-run-did-not-complete", "This run did not complete"))
+        md.append("## This run did not complete\n\n```text\n" + result.message + "\n```")
+    exercise_cells = _exercise_cells(result)
+    if exercise_cells:
+        rendered = md_html(exercise_cells[0]["source"])
+        body.append(rendered.html)
+        headings += rendered.headings
+        md.append(exercise_cells[0]["source"])
+        for cell in exercise_cells[1:]:
+            if cell["kind"] == "markdown":
+                rendered = md_html(cell["source"])
+                body.append(f'<section class="box exercise">{rendered.html}</section>')
+                headings += rendered.headings
+                md.append(cell["source"])
+            else:  # the starter code goes inside the exercise's box
+                body[-1] = body[-1][:-len("</section>")] + render.highlight(cell["source"]) \
+                    + "</section>"
+                md.append("```python\n" + cell["source"] + "\n```")
+    body.append('<h2 id="checks">Checks</h2>')
+    headings.append((2, "checks", "Checks"))
+    body.append(f"<p>What this run of <code>{html.escape(result.path.name)}</code> measured "
+                "and checked; every number above comes from the code on this page.</p>")
+    body.append(_checks_html(result, "../proofs/"))
+    md += ["## Checks", ""] + _checks_markdown(result)
+    prev, nxt = _nav_links(result, order)
+    notebook, script = f"{result.name}.ipynb", result.path.name
+    nav = (f'<a href="../index.html">Course index</a>{prev}{nxt}'
+           f'<span class="spacer"></span><a href="{notebook}">Notebook</a>'
+           f'<a href="{script}">Script</a>')
+    footer = f"<span>{prev}</span><span>{nxt}</span>"
+    page_body = "\n".join(head + [render.toc(headings)] + body)
+    render.write_atomic(out / "lesson.html", render.page(result.title, page_body, nav, footer))
+    md.append("---\n\n" + f"Run by `refimpl tutorials` in {_mode(result)}: "
+              f"{_status_text(result)} ({result.seconds:.1f} s). Script: "
+              f"[{script}]({script}); notebook: [{notebook}]({notebook}); "
+              f"index: [../index.md](../index.md).")
+    render.write_atomic(out / "lesson.md", "\n\n".join(md) + "\n")
+    nb = render.notebook(_notebook_cells(result))
+    render.write_atomic(out / notebook, render.notebook_json(nb))
+    _write_manifest(out, [script, notebook, "lesson.html", "lesson.md"]
+                    + [f.file for f in result.figures])
+
+
+# ------------------------------------------------------------------------------ proofs
+
+def _proofs_directory() -> Path | None:
+    """The shipped proofs: the ``refimpl.proofs`` package (the repository's ``proofs/``
+    folder, mapped in pyproject.toml), or None if absent."""
+    from importlib import resources
+
+    try:
+        folder = Path(str(resources.files("refimpl.proofs")))
+    except ModuleNotFoundError:
+        return None
+    return folder if folder.is_dir() else None
+
+
+def proof_titles(directory=None) -> dict[str, str]:
+    """Each proof file's stem and its first heading."""
+    directory = _proofs_directory() if directory is None else Path(directory)
+    titles = {}
+    for path in sorted(directory.glob("*.md")) if directory else []:
+        first = next((ln[2:].strip() for ln in path.read_text(encoding="utf-8").splitlines()
+                      if ln.startswith("# ")), path.stem)
+        titles[path.stem] = first
+    return titles
+
+
+def write_proofs(out, directory=None) -> list[Path]:
+    """OUT/proofs/NAME.html (rendered, math included) and NAME.md for every proof."""
+    directory = _proofs_directory() if directory is None else Path(directory)
+    if directory is None:
+        return []
+    target = Path(out) / "proofs"
+    target.mkdir(parents=True, exist_ok=True)
+    sources = sorted(directory.glob("*.md"))
+    for path in sources:  # the Markdown first, so that links between proofs resolve
+        render.write_atomic(target / path.name, path.read_text(encoding="utf-8"))
+    titles = proof_titles(directory)
+    written = []
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        link = _linker(target, Path(out))
+        for stem in titles:
+            (target / f"{stem}.html").touch(exist_ok=True)  # links between proofs resolve
+        rendered = render.markdown_to_html(_link_proof_mentions(text, ""), link)
+        nav = ('<a href="../index.html">Course index</a><a href="README.html">All proofs</a>'
+               '<span class="spacer"></span>' + f'<a href="{path.name}">Markdown</a>')
+        body = rendered.html
+        if len(rendered.headings) > 3:
+            first_h2 = body.find("<h2")
+            toc = render.toc(rendered.headings)
+            body = body[:first_h2] + toc + body[first_h2:] if first_h2 >= 0 else toc + body
+        render.write_atomic(target / f"{path.stem}.html",
+                            render.page(titles[path.stem], body, nav))
+        written.append(target / f"{path.stem}.html")
+    _write_manifest(target, [p.name for p in sources] + [p.name for p in written])
+    return written
+
+
+# ------------------------------------------------------------------------------- index
 
 def write_index(results: list[Result], out) -> tuple[Path, Path]:
-    """OUT/index.md and OUT/index.html: per tutorial its claim, numbers, checks, figures."""
+    """OUT/index.html and OUT/index.md: per tutorial its idea, key figure and links, the
+    proofs, then per tutorial its claim, numbers, checks and figures."""
     from refimpl import __version__
 
     out = Path(out)
+    link = _linker(out, out)
     modes = sorted({_mode(r) for r in results})
-    intro = (f"Generated by `refimpl tutorials` (refimpl {__version__}, "
-             f"{' and '.join(modes)}). Each tutorial is a script you can read, run "
-             f"(`python NAME/NN_name.py`) or open as a notebook; its lesson page shows the "
-             f"prose, code, printed output and figures in order.")
-    md = ["# refimpl tutorials", "", intro, "",
-          "| # | tutorial | result | figures | time |", "|---|---|---|---:|---:|"]
-    body = ["<h1>refimpl tutorials</h1>", markdown_to_html(intro),
-            ("<table><thead><tr><th>#</th><th>tutorial</th><th>result</th><th>figures</th>"
-            "<th>time</th></tr></thead><tbody>")]
+    intro = (f"Course material generated by `refimpl tutorials` (refimpl {__version__}, "
+             f"{' and '.join(modes)}). Each lesson teaches one idea: read its page, open "
+             f"its notebook (`NN_name/NN_name.ipynb`, in Jupyter or VS Code) or run its "
+             f"script (`python NN_name/NN_name.py` from this folder writes into the "
+             f"lesson's folder). Every number and claim on these pages is checked by the "
+             f"code that drew the figure: the checks are listed at the end of each lesson "
+             f"and below.")
+    md = ["# refimpl tutorials", "", intro, "", "## Lessons", ""]
+    body = ["<h1>refimpl tutorials</h1>", render.markdown_to_html(intro).html,
+            '<h2 id="lessons">Lessons</h2>']
+    proofs = proof_titles() if (out / "proofs").is_dir() else {}
     for r in results:
-        number = r.name[:2]
-        md.append(f"| {number} | [{r.title}](#{r.name}) | {_status_text(r)} | "
-                  f"{len(r.figures)} | {r.seconds:.1f} s |")
+        lesson, nb = f"{r.name}/lesson.html", f"{r.name}/{r.name}.ipynb"
         cls = "ok" if r.ok else "bad"
-        body.append(f'<tr><td>{number}</td><td><a href="#{r.name}">{html.escape(r.title)}</a></td>'
-                    f'<td class="{cls}">{html.escape(_status_text(r))}</td>'
-                    f"<td>{len(r.figures)}</td><td>{r.seconds:.1f} s</td></tr>")
-    body.append("</tbody></table>")
+        body.append(f'<section class="box"><h3 id="lesson-{r.name}"><a href="{lesson}">'
+                    f"{r.name[:2]}. {html.escape(r.title)}</a></h3>")
+        md += [f"### {r.name[:2]}. [{r.title}]({r.name}/lesson.md)", ""]
+        if r.idea:
+            body.append(render.markdown_to_html(_link_proof_mentions(r.idea, "proofs/"),
+                                                link).html)
+            md += [r.idea, ""]
+        if r.formula:
+            body.append('<div class="math">' + render.math_to_mathml(r.formula, True)
+                        + "</div>")
+            md += [f"$$\n{r.formula}\n$$", ""]
+        key = next((f for f in r.figures if f.file == r.key_figure), None)
+        if key:
+            body.append(_figure_html(key, f"{r.name}/"))
+            md += [f"![{key.caption}]({r.name}/{key.file})", ""]
+        body.append(f'<p><a href="{lesson}">Lesson</a> · <a href="{nb}">Notebook</a> · '
+                    f'<a href="{r.name}/{r.path.name}">Script</a> · '
+                    f'<a href="#checks-{r.name}">Checks</a>: <span class="{cls}">'
+                    f"{html.escape(_status_text(r))}</span></p></section>")
+        md += [f"[Lesson]({r.name}/lesson.md) · [Notebook]({nb}) · "
+               f"[Script]({r.name}/{r.path.name}) · Result: {_status_text(r)}", ""]
+    if proofs:
+        body.append('<h2 id="proofs">Proofs</h2><ul>' + "".join(
+            f'<li><a href="proofs/{stem}.html">{render.inline(title)}</a></li>'
+            for stem, title in proofs.items()) + "</ul>")
+        md += ["## Proofs", ""] + [f"- [{t}](proofs/{s}.md)" for s, t in proofs.items()] + [""]
+    body.append('<h2 id="checks">Checks</h2><p>Per lesson: the claim as checked, every '
+                "measured number, every check and every figure.</p>")
+    md += ["## Checks", ""]
     for r in results:
-        link = f"{r.name}/lesson"
-        md += ["", f'<a id="{r.name}"></a>', f"## {r.name[:2]}. {r.title}", "",
-               f"**Claim.** {r.claim}", "", (f"**Result:** {_status_text(r)} "
-               f"({r.seconds:.1f} s, {_mode(r)}). Lesson: [{link}.md]({link}.md); "
-               f"script: [{r.path.name}]({r.name}/{r.path.name}).")]
-        body += [f'<h2 id="{r.name}">{r.name[:2]}. {html.escape(r.title)}</h2>',
-                 f"<p><strong>Claim.</strong> {_inline(r.claim)}</p>",
-                 (f'<p><strong>Result:</strong> <span class="{"ok" if r.ok else "bad"}">'
-                 f"{html.escape(_status_text(r))}</span> ({r.seconds:.1f} s, {_mode(r)}). "
-                 f'Lesson: <a href="{link}.html">{link}.html</a>; script: '
-                 f'<a href="{r.name}/{r.path.name}">{r.path.name}</a>.</p>')]
-        if r.numbers:
-            md += ["", "| measured | value |", "|---|---:|"]
-            md += [f"| {_cell(n.label)} | {_cell(n.text)} |" for n in r.numbers]
-            body.append("<table><thead><tr><th>measured</th><th>value</th></tr></thead><tbody>"
-                        + "".join(f"<tr><td>{_inline(n.label)}</td><td>{html.escape(n.text)}</td>"
-                                  f"</tr>" for n in r.numbers) + "</tbody></table>")
-        if r.checks:
-            md += ["", "Checks:", ""]
-            md += [f"- {'holds' if c.passed else '**FAILS**'}: {c.statement}" for c in r.checks]
-            body.append("<p>Checks:</p><ul>" + "".join(
-                f'<li><span class="{"ok" if c.passed else "bad"}">'
-                f'{"holds" if c.passed else "FAILS"}</span>: {_inline(c.statement)}</li>'
-                for c in r.checks) + "</ul>")
-        if not r.ok:
-            md += ["", "```text", r.message, "```"]
-            body.append(f'<pre class="output">{html.escape(r.message)}</pre>')
-        for fig in r.figures:
-            md += ["", f"![{fig.caption}]({r.name}/{fig.file})", "", f"*{fig.caption}*"]
-            body.append(f'<figure><img src="{r.name}/{html.escape(fig.file)}" '
-                        f'alt="{html.escape(fig.caption)}"><figcaption>{_inline(fig.caption)}'
-                        f"</figcaption></figure>")
+        body.append(f'<h3 id="checks-{r.name}">{r.name[:2]}. {html.escape(r.title)}</h3>')
+        body.append(_checks_html(r, "proofs/"))
+        body.append('<div class="thumbs">' + "".join(
+            f'<a href="{r.name}/lesson.html"><img src="{r.name}/{html.escape(f.file)}" '
+            f'alt="{html.escape(f.caption)}" loading="lazy"></a>' for f in r.figures)
+            + "</div>")
+        md += ["", f'<a id="{r.name}"></a>', f"## {r.name[:2]}. {r.title}", ""]
+        md += _checks_markdown(r)
+        md += [""] + [f"![{f.caption}]({r.name}/{f.file})" for f in r.figures]
     md_path, html_path = out / "index.md", out / "index.html"
-    md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
-    html_path.write_text(_page("refimpl tutorials", "\n".join(body)), encoding="utf-8")
+    render.write_atomic(md_path, "\n".join(md) + "\n")
+    render.write_atomic(html_path, render.page("refimpl tutorials", "\n".join(body),
+                                               nav='<a href="index.html">Course index</a>'
+                                                   '<a href="#lessons">Lessons</a>'
+                                                   '<a href="#proofs">Proofs</a>'
+                                                   '<a href="#checks">Checks</a>'))
     return md_path, html_path
 
 
-def main(fast: bool, out, names) -> int:
+# --------------------------------------------------------------------------- solutions
+
+def write_solutions(out, names=None) -> list[Path]:
+    """OUT/solutions/tNN_name.py: the reference solutions of the selected tutorials'
+    exercises (not linked from any page: a student asks for them)."""
+    from refimpl import exercises
+
+    selected = resolve(list(names or []), discover())
+    target = Path(out) / "solutions"
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in selected:
+        try:
+            module = exercises.solutions_for(name)
+        except ModuleNotFoundError:
+            continue
+        path = target / f"t{name}.py"
+        render.write_atomic(path, Path(module.__file__).read_text(encoding="utf-8"))
+        written.append(path)
+    return written
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before any work when ``out`` cannot be created or written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".refimpl-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"--out {str(out)!r} cannot be written: {exc.strerror or exc}") from None
+
+
+def main(fast: bool, out, names, solutions: bool = False) -> int:
     """The ``refimpl tutorials`` command: 0 if every tutorial holds, 1 if not, 2 on a
     usage error (an unknown tutorial name, no tutorials found, ``--out`` a file)."""
     try:
@@ -517,10 +806,19 @@ def main(fast: bool, out, names) -> int:
         if Path(out).exists() and not Path(out).is_dir():
             raise ValueError(f"--out must be a folder (it is created if needed), got the "
                              f"file {str(out)!r}")
+        if not str(out).strip():
+            raise ValueError("--out must name a folder, got an empty string")
+        _check_writable(Path(out))
     except ValueError as exc:
         print(f"refimpl tutorials: {exc}", file=sys.stderr)
         return 2
     out = Path(out)
+    if solutions:
+        written = write_solutions(out, names)
+        for path in written:
+            print(path)
+        print(f"{len(written)} solution files in {out / 'solutions'}/ (try the exercises first)")
+        return 0
     mode = "fast mode" if fast else "full mode"
     print(f"refimpl tutorials: {len(selected)} tutorials, {mode}, writing to {out}/", flush=True)
     total = time.perf_counter()

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,8 @@ GOOD = '''\
 import matplotlib.pyplot as plt
 from refimpl.tutorial import Tutorial
 
-tut = Tutorial(title="A good tutorial", claim="Two plus two is four.")
+tut = Tutorial(title="A good tutorial", claim="Two plus two is four.",
+               idea="Adding $2$ to $2$ gives $4$.", formula=r"2 + 2 = 4")
 FAST = tut.fast
 print("fast is", FAST)
 
@@ -34,8 +36,9 @@ ax.plot([0, 1], [0, 1], label="line")
 ax.set_xlabel("x")
 ax.set_ylabel("y")
 ax.legend()
-tut.figure(fig, "line", "A straight line.")
-four = tut.number("two plus two", 2 + 2)
+tut.figure(fig, "line", "A straight line.", key=True)
+four = 2 + 2
+tut.number("two plus two", four)
 
 # %% [markdown]
 # ## What we checked
@@ -96,7 +99,10 @@ def test_a_good_tutorial_writes_its_lesson_figures_and_index(tmp_path):
     assert (out / "01_good" / "01_good.py").read_text() == GOOD  # the script itself
     lesson = (out / "01_good" / "lesson.md").read_text()
     assert "fast is True" in lesson  # the cell's printed output, in its place
-    assert lesson.index("fast is True") < lesson.index("![A straight line.](line.png)")
+    # the output in its place, before the figure the next cell draws (the key figure is
+    # also shown first, under the idea)
+    assert lesson.index("fast is True") < lesson.rindex("![A straight line.](line.png)")
+    assert lesson.index("## The idea") < lesson.index("![A straight line.](line.png)")
     page = (out / "01_good" / "lesson.html").read_text()
     assert '<img src="line.png"' in page and "<strong>bold</strong>" in page
     index_md, index_html = (out / "index.md").read_text(), (out / "index.html").read_text()
@@ -108,14 +114,18 @@ def test_a_good_tutorial_writes_its_lesson_figures_and_index(tmp_path):
     assert "ok" in lines[1] and "1 figures, 1 numbers, 1/1 checks hold" in lines[1]
 
 
-def test_a_rerun_removes_the_previous_runs_figures(tmp_path):
+def test_a_rerun_removes_the_previous_runs_figures_but_nothing_it_did_not_write(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
-    write(src, "01_good", GOOD)
-    (out / "01_good").mkdir(parents=True)
-    (out / "01_good" / "stale.png").write_bytes(b"old")
+    write(src, "01_good", GOOD.replace('"line", "A straight', '"old_name", "A straight'))
     course.run(out=out, directory=src, progress=lambda line: None)
-    assert not (out / "01_good" / "stale.png").exists()
+    assert (out / "01_good" / "old_name.png").is_file()
+    (out / "01_good" / "my_notes.txt").write_text("a student's notes")
+    write(src, "01_good", GOOD)
+    course.run(out=out, directory=src, progress=lambda line: None)
+    assert not (out / "01_good" / "old_name.png").exists()  # the previous run's figure
+    assert (out / "01_good" / "line.png").is_file()
+    assert (out / "01_good" / "my_notes.txt").read_text() == "a student's notes"
 
 
 def test_a_failing_check_fails_the_tutorial_and_the_others_still_run(tmp_path):
@@ -146,8 +156,9 @@ def test_an_error_reports_the_scripts_own_line(tmp_path):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (("tut.figure(fig, \"line\", \"A straight line.\")", "plt.close(fig)"), "no figure"),
-    (("four = tut.number(\"two plus two\", 2 + 2)", "four = 4"), "no number"),
+    (("tut.figure(fig, \"line\", \"A straight line.\", key=True)", "plt.close(fig)"),
+     "no figure"),
+    (("tut.number(\"two plus two\", four)", "pass"), "no number"),
     (("tut.check(four == 4, \"two plus two is four\")", "assert four == 4"),
      "the last code cell records no check"),
 ])
@@ -181,14 +192,14 @@ def test_the_command_exits_1_when_a_tutorial_fails_and_2_on_an_unknown_name(
 
 def test_a_standalone_run_reads_the_environment(tmp_path):
     """``python tutorials/NN_name.py`` works without the runner: REFIMPL_TUTORIAL_FAST and
-    REFIMPL_TUTORIAL_OUT configure it; the figure lands in OUT/<slug of the title>."""
+    REFIMPL_TUTORIAL_OUT configure it; the figure lands in OUT/<the script's name>."""
     script = write(tmp_path, "01_good", GOOD)
     env = dict(os.environ, REFIMPL_TUTORIAL_FAST="1", REFIMPL_TUTORIAL_OUT=str(tmp_path / "o"),
                MPLBACKEND="Agg")
     run = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
                          text=True, check=True)
     assert "fast is True" in run.stdout and "[check] holds: two plus two is four" in run.stdout
-    assert (tmp_path / "o" / "a_good_tutorial" / "line.png").is_file()
+    assert (tmp_path / "o" / "01_good" / "line.png").is_file()  # named after the script
     env["REFIMPL_TUTORIAL_FAST"] = "maybe"
     bad = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "REFIMPL_TUTORIAL_FAST must be" in bad.stderr
@@ -224,7 +235,7 @@ def test_the_kit_rejects_bad_input_with_the_parameters_name(tut):
 def test_the_kit_formats_numbers_and_accepts_numpy_scalars(tut, capsys):
     import numpy as np
 
-    assert tut.number("ratio", np.float64(0.123456789)) == np.float64(0.123456789)
+    assert tut.number("ratio", np.float64(0.123456789)) is None  # no repr in a notebook
     tut.number("steps", np.int64(1312), unit="steps")
     tut.number("flag", True)
     tut.check(np.float64(1.0) > 0, "a NumPy bool is a bool")
@@ -232,37 +243,49 @@ def test_the_kit_formats_numbers_and_accepts_numpy_scalars(tut, capsys):
         "ratio: 0.1235", "steps: 1312 steps", "flag: True", "[check] holds: a NumPy bool is a bool"]
 
 
-def test_markdown_subset_renders_exactly():
-    text = textwrap.dedent("""\
-        # Title with `x < y`
+def test_markdown_renders_commonmark_math_code_and_rewritten_links():
+    from refimpl import render
 
-        A paragraph with **bold**, *italic*, a [link](a.html) and <b>raw</b> HTML
-        continued here.
+    text = textwrap.dedent("""\
+        # Title with `x < y` and $\\eta$
+
+        A paragraph with **bold**, *italic*, a [proof](../proofs/sgd.md#claim-x), a
+        [gone link](../tests/a.py) and $\\frac{1}{2}\\|w\\|^2$.
 
         - one
-        - two with `a*b*c`
-          continued
+          - nested
 
-        1. first
-        2. second
+        $$
+        \\begin{aligned} a &= b \\\\ c &= d \\end{aligned}
+        $$
 
         | a | b |
         |---|---:|
-        | 1 | `2` and a \\| bar |
+        | $1$ | `2` |
 
-        ```
+        ```python
         if x < 1: pass
         ```""")
-    assert course.markdown_to_html(text).splitlines() == [
-        "<h1>Title with <code>x &lt; y</code></h1>",
-        "<p>A paragraph with <strong>bold</strong>, <em>italic</em>, a "
-        '<a href="a.html">link</a> and &lt;b&gt;raw&lt;/b&gt; HTML continued here.</p>',
-        "<ul><li>one</li><li>two with <code>a*b*c</code> continued</li></ul>",
-        "<ol><li>first</li><li>second</li></ol>",
-        "<table><thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td>1</td>"
-        "<td><code>2</code> and a | bar</td></tr></tbody></table>",
-        "<pre><code>if x &lt; 1: pass</code></pre>",
-    ]
+    errors = len(render.MATH_ERRORS)
+    links = []
+
+    def link(href):
+        links.append(href)
+        return href.replace(".md", ".html") if "proofs" in href else None
+
+    out = render.markdown_to_html(text, link)
+    assert len(render.MATH_ERRORS) == errors
+    assert out.headings == [(1, "title-with-x-y-and-eta", "Title with `x < y` and $\\eta$")]
+    assert '<h1 id="title-with-x-y-and-eta">' in out.html
+    assert "<strong>bold</strong>" in out.html and "<em>italic</em>" in out.html
+    assert '<a href="../proofs/sgd.html#claim-x">proof</a>' in out.html
+    assert '<span class="ref">gone link</span>' in out.html  # text kept, link dropped
+    assert links == ["../proofs/sgd.md#claim-x", "../tests/a.py"]
+    assert "<ul>" in out.html and out.html.count("<li>") == 2  # a nested list
+    assert out.html.count("<math") == 4 and "$" not in out.html
+    assert "<mfrac>" in out.html and "<mtable>" in out.html and "<mi>&</mi>" not in out.html
+    assert '<div class="highlight"><pre>' in out.html and "<span" in out.html
+    assert '<div class="table"><table>' in out.html
 
 
 def test_a_figure_needs_axis_labels_and_a_legend(tut):
@@ -300,4 +323,92 @@ def test_a_shared_axis_is_labelled_by_its_labelled_panel(tut):
         ax.set_ylabel("y")
     with pytest.raises(ValueError, match="panel 1 has no x label; panel 2 has no x label"):
         tut.figure(fig, "unshared", "caption")
+    plt.close("all")
+
+
+def test_a_standalone_run_writes_one_folder_per_tutorial_from_any_folder(tmp_path):
+    """Run by the runner, by ``python NN_name.py`` from anywhere, or from inside the course
+    folder it came from, a tutorial writes to one folder named after its script: never to
+    a folder named after its title, never to refimpl-tutorials/refimpl-tutorials/."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    script = write(src, "01_good", GOOD)
+    course.run(out=out, directory=src, progress=lambda line: None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REFIMPL_TUTORIAL")}
+    env["MPLBACKEND"] = "Agg"
+    lesson = out / "01_good"
+    (lesson / "line.png").unlink()
+    for cwd, argv in ((out, ["01_good/01_good.py"]), (lesson, ["01_good.py"])):
+        subprocess.run([sys.executable, *argv], cwd=cwd, env=env, check=True,
+                       capture_output=True, text=True)
+        assert (lesson / "line.png").is_file()  # back in the lesson's own folder
+        (lesson / "line.png").unlink()
+    assert not (out / "refimpl-tutorials").exists() and not (lesson / "refimpl-tutorials").exists()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    subprocess.run([sys.executable, str(script)], cwd=elsewhere, env=env, check=True,
+                   capture_output=True, text=True)
+    assert sorted(p.name for p in (elsewhere / "refimpl-tutorials").iterdir()) == ["01_good"]
+
+
+def test_solutions_are_written_only_when_asked(tmp_path, capsys):
+    from refimpl import exercises
+
+    out = tmp_path / "course"
+    assert main(["tutorials", "--solutions", "--out", str(out), "01"]) == 0
+    written = sorted(p.name for p in (out / "solutions").iterdir())
+    assert written == ["t01_sgd_momentum.py"]
+    module = exercises.solutions_for("01_sgd_momentum")
+    assert (out / "solutions" / written[0]).read_text() == Path(module.__file__).read_text()
+    assert "try the exercises first" in capsys.readouterr().out
+
+
+def test_an_unusable_out_is_a_usage_error_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["tutorials", "--fast", "--out", str(blocker / "sub"), "01"]) == 2
+    assert "cannot be written" in capsys.readouterr().err
+    assert main(["tutorials", "--fast", "--out", "", "01"]) == 2
+    assert "empty string" in capsys.readouterr().err
+
+
+def test_under_ipython_a_figure_is_shown_inline_and_still_saved(tut, monkeypatch):
+    """In Jupyter (IPython loaded, a shell running) Tutorial.figure displays the figure
+    before closing it, so a notebook run shows it inline; the PNG is saved as always."""
+    import types
+
+    import matplotlib.pyplot as plt
+
+    figures = []
+    for _ in range(2):  # made before the fake IPython: pyplot itself talks to a real one
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        figures.append(fig)
+    shown = []
+    fake = types.ModuleType("IPython")
+    fake.get_ipython = lambda: object()
+    display = types.ModuleType("IPython.display")
+    display.display = shown.append
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    monkeypatch.setitem(sys.modules, "IPython.display", display)
+    assert tut.figure(figures[0], "shown", "A line.") is None
+    assert shown == [figures[0]] and (tut.out / "shown.png").is_file()
+    fake.get_ipython = lambda: None  # IPython imported but no shell: nothing shown
+    tut.figure(figures[1], "not_shown", "A line.")
+    assert shown == [figures[0]] and (tut.out / "not_shown.png").is_file()
+
+
+def test_text_too_small_to_project_is_rejected(tut):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(14, 4))
+    ax.plot([0, 1], [0, 1], label="a")
+    ax.plot([0, 1], [1, 0], label="b")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend(fontsize=8)
+    with pytest.raises(ValueError, match="text under 12.5 px"):
+        tut.figure(fig, "tiny", "Too small.")
     plt.close("all")

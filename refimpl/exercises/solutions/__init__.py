@@ -1,0 +1,1 @@
+"""Reference solutions of the exercises (see refimpl.exercises): try first, then look."""
