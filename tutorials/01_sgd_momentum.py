@@ -1,24 +1,30 @@
 # %% [markdown]
 # # SGD and momentum on quadratics
 #
-# On a one-dimensional quadratic `f(w) = h w^2 / 2` heavy-ball momentum is a *linear*
+# On a one-dimensional quadratic $f(w) = \frac{h}{2} w^2$ heavy-ball momentum is a *linear*
 # recursion, so everything about it can be computed exactly: the iterates are powers of a
-# 2x2 matrix, stability is a statement about the roots of a quadratic polynomial, and the
-# three momentum conventions found in PyTorch, optax and Keras can be compared line by line.
+# $2 \times 2$ matrix, stability is a statement about the roots of a quadratic polynomial,
+# and the three momentum conventions found in PyTorch, optax and Keras can be compared line
+# by line.
 #
 # You will learn to
 #
-# - predict every iterate of `refimpl.SGD` from the powers of a 2x2 companion matrix, and
-#   measure how far the floating-point run is from that prediction (in units of eps);
-# - read the stable learning rates off the spectral radius, `0 < lr h < 2 (1 + mu)` for heavy
-#   ball and `0 < lr h < 2 (1 + mu) / (1 + 2 mu)` for Nesterov, and find the same edge by
-#   bisection on real runs;
+# - predict every iterate of `refimpl.SGD` from the powers of a $2 \times 2$ companion
+#   matrix, and measure how far the floating-point run is from that prediction (in units of
+#   the machine epsilon $\varepsilon = 2^{-52}$);
+# - read the stable learning rates off the spectral radius, $0 < \eta h < 2(1 + \mu)$ for
+#   heavy ball and $0 < \eta h < \frac{2(1 + \mu)}{1 + 2\mu}$ for Nesterov, and find the
+#   same edge by bisection on real runs;
 # - see why the three momentum conventions agree while the learning rate is constant and
 #   part ways after a learning-rate drop.
 #
-# Prerequisites: gradient descent, eigenvalues of a 2x2 matrix. The tutorial illustrates the
-# claims **SGD-quadratic** and **SGD-nesterov** of `proofs/sgd.md` and the convention witness
-# of SPEC section 1.
+# Notation: $\eta$ is the learning rate (`lr` in code), $\mu$ the momentum, $h$ the
+# curvature and $h' = \eta h$ the step size in units of the curvature.
+#
+# Prerequisites: gradient descent, eigenvalues of a $2 \times 2$ matrix. The tutorial
+# illustrates the claims **SGD-quadratic** and **SGD-nesterov** of
+# [proofs/sgd.md](../proofs/sgd.md) and the convention witness of
+# [sources](../proofs/sources.md#the-lr-change-witness).
 
 # %%
 from fractions import Fraction
@@ -38,33 +44,49 @@ tut = Tutorial(
           "lies within the bisection bracket of 2(1+mu)/h (Nesterov: 2(1+mu)/((1+2mu)h)); "
           "the PyTorch and optax conventions are bitwise equal, Keras follows the same "
           "recursion at constant lr and gives w2 = -0.200 instead of -0.119 after an lr drop.",
+    idea=r"On $f(w) = \frac{h}{2} w^2$ heavy-ball momentum is a linear recursion: its "
+         r"iterates are powers of a $2 \times 2$ companion matrix. They converge exactly "
+         r"while $0 < \eta h < 2(1 + \mu)$ and, when the roots are complex, decay like "
+         r"$\sqrt{\mu}^{\,t}$ whatever $\eta$ is. PyTorch, optax and Keras write momentum "
+         r"differently but agree while $\eta$ is constant; after a learning-rate change "
+         r"Keras's velocity still carries the old $\eta$.",
+    formula=r"w_{t+1} = (1 + \mu - \eta h)\, w_t - \mu\, w_{t-1}, \qquad "
+            r"\text{stable} \;\Leftrightarrow\; 0 < \eta h < 2(1 + \mu)",
 )
 FAST = tut.fast
 EPS = np.finfo(np.float64).eps
 
 # %% [markdown]
-# ## 1. The closed form: a 2x2 companion matrix
+# ## 1. The closed form: a companion matrix
 #
-# PyTorch's heavy ball is `buf <- mu buf + g` (`buf = g` on the first step), `w <- w - lr buf`.
-# On `f = h w^2 / 2` the gradient is `g = h w`. Eliminating the buffer (proofs/sgd.md, claim
-# SGD-quadratic, item 2) leaves a two-term recursion in `w` alone, with `h' = lr h`:
+# PyTorch's heavy ball keeps a buffer $b$: $b \leftarrow \mu b + g$ ($b = g$ on the first
+# step), then $w \leftarrow w - \eta b$. On $f = \frac{h}{2} w^2$ the gradient is $g = h w$.
+# Eliminating the buffer ([proofs/sgd.md](../proofs/sgd.md), claim SGD-quadratic, item 2)
+# leaves a two-term recursion in $w$ alone, with $h' = \eta h$:
 #
-# ```
-# w_{t+1} = (1 + mu - h') w_t - mu w_{t-1},        w_{-1} = w_0  (zero velocity)
-# ```
+# $$
+# w_{t+1} = (1 + \mu - h')\, w_t - \mu\, w_{t-1}, \qquad w_{-1} = w_0 \ \text{(zero velocity)}.
+# $$
 #
-# In matrix form `(w_{t+1}, w_t) = M (w_t, w_{t-1})` with the companion matrix
-# `M = [[1 + mu - h', -mu], [1, 0]]`, so `(w_t, w_{t-1}) = M^t (w_0, w_0)`. The eigenvalues
-# of `M` are the roots of `z^2 - (1 + mu - h') z + mu`; they fix the shape of the run:
+# In matrix form $(w_{t+1}, w_t)^\top = M\, (w_t, w_{t-1})^\top$ with the companion matrix
+#
+# $$
+# M = \begin{pmatrix} 1 + \mu - h' & -\mu \\ 1 & 0 \end{pmatrix}, \qquad
+# \begin{pmatrix} w_t \\ w_{t-1} \end{pmatrix} = M^t \begin{pmatrix} w_0 \\ w_0 \end{pmatrix}.
+# $$
+#
+# The eigenvalues of $M$ are the roots of $z^2 - (1 + \mu - h')\, z + \mu$; they fix the
+# shape of the run:
 #
 # - two real positive roots: a smooth, **overdamped** decay;
-# - a double root at `h' = (1 - sqrt(mu))^2`: **critical damping**;
-# - complex roots (`(1 - sqrt mu)^2 < h' < (1 + sqrt mu)^2`): an **oscillation** with
-#   modulus exactly `sqrt(mu)` (their product is `mu`);
-# - real negative roots (large `h'`): the iterate flips sign every step.
+# - a double root at $h' = (1 - \sqrt{\mu})^2$: **critical damping**;
+# - complex roots, $(1 - \sqrt{\mu})^2 < h' < (1 + \sqrt{\mu})^2$: an **oscillation** with
+#   modulus exactly $\sqrt{\mu}$ (the two roots are conjugate and their product is $\mu$);
+# - real negative roots (large $h'$): the iterate flips sign every step.
 #
-# We compute `M^t (w_0, w_0)` in exact rational arithmetic (Python's `Fraction`, from the
-# exact binary values of the float hyperparameters), so the prediction carries no rounding.
+# We compute $M^t (w_0, w_0)^\top$ in exact rational arithmetic (Python's `Fraction`, from
+# the exact binary values of the float hyperparameters), so the prediction carries no
+# rounding.
 
 # %%
 def sgd_run(h, lr, mu, steps, *, nesterov=False, convention="pytorch", w0=1.0):
@@ -92,9 +114,9 @@ def roots(a, b):
     return z[np.argsort(-np.abs(z))]
 
 # %% [markdown]
-# Four regimes at `mu = 0.5` (`h = 1`, so `lr = h'`), and one typical deep-learning setting,
-# `mu = 0.9` with `h' = 0.1`. The step API gives the same bits as the jitted loop; we check
-# that once here.
+# Four regimes at $\mu = 0.5$ ($h = 1$, so $\eta = h'$), and one typical deep-learning
+# setting, $\mu = 0.9$ with $h' = 0.1$. The step API gives the same bits as the jitted loop;
+# we check that once here.
 
 # %%
 MU = 0.5
@@ -124,13 +146,20 @@ print("step API == train():", step_api_equal)
 
 # %% [markdown]
 # How close is the float run to the exact prediction? Each step rounds a few times (the
-# gradient `h w`, `mu buf`, the sum, `lr buf`, the subtraction); written as the recursion
-# plus a local error `delta_k`, one step errs by at most `16 eps m_k`, where
-# `m_k = |w_{k-1}| + |w_k| + |w_{k+1}|` (valid for `h' <= 4`; derived in the docstring of
-# `tests/test_claims_sgd.py`). The recursion carries `delta_k` to step `t` multiplied by
-# `U_{t-k-1}`, and `|U_n| <= (n + 1) r^n` with `r` the largest root modulus
-# (proofs/sgd.md, "Two envelopes"). Summing gives a **rounding allowance** for every step,
-# computed from the run itself. We report the error in units of `eps * max_t |w_t|`.
+# gradient $h w$, $\mu b$, the sum, $\eta b$, the subtraction); written as the recursion
+# plus a local error $\delta_k$, one step errs by at most $|\delta_k| \le 16\, \varepsilon\, m_k$,
+# where $m_k = |w_{k-1}| + |w_k| + |w_{k+1}|$ (valid for $h' \le 4$; derived in the docstring
+# of `tests/test_claims_sgd.py`). The recursion carries $\delta_k$ to step $t$ multiplied by
+# $U_{t-k-1}$, and $|U_n| \le (n + 1)\, r^n$ with $r$ the largest root modulus
+# ([proofs/sgd.md](../proofs/sgd.md), "Two envelopes"). Summing gives a **rounding
+# allowance** for every step, computed from the run itself:
+#
+# $$
+# |w_t^{\text{float}} - w_t^{\text{exact}}| \le \sum_{k < t} (t - k)\, r^{\,t-k-1}\,
+# 16\, \varepsilon\, m_k .
+# $$
+#
+# We report the error in units of $\varepsilon \max_t |w_t|$.
 
 # %%
 def allowance(x, a, b, lr):
@@ -157,13 +186,17 @@ for label, hp, mu in CASES:
 print("every step within the allowance:", within)
 
 # %% [markdown]
-# With complex roots `z, conj(z)` the run is `w_t = 2 Re(c z^t)` with
-# `c = (w_1 - conj(z) w_0) / (z - conj(z))`, so it decays at the rate `|z| = sqrt(mu)` inside
-# the envelope `±C sqrt(mu)^t`. The amplitude `C = 2 |c|` is set by the start `(w_0, w_1)`
-# and is not 1 in general: with `w_1 = (1 - h') w_0`, working out `|c|` gives
-# `C^2 = 1 + (1 - mu - h')^2 / (4 mu - (1 + mu - h')^2)` (times `w_0^2`). We check that the
-# float runs stay inside this envelope (up to their rounding allowance) and print how far
-# they leave the naive `±sqrt(mu)^t`.
+# With complex roots $z, \bar z$ the run is $w_t = 2 \operatorname{Re}(c\, z^t)$ with
+# $c = \frac{w_1 - \bar z\, w_0}{z - \bar z}$, so it decays at the rate $|z| = \sqrt{\mu}$
+# inside the envelope $\pm C \sqrt{\mu}^{\,t}$. The amplitude $C = 2|c|$ is set by the start
+# $(w_0, w_1)$ and is not 1 in general: with $w_1 = (1 - h')\, w_0$, working out $|c|$ gives
+#
+# $$
+# C^2 = \left(1 + \frac{(1 - \mu - h')^2}{4\mu - (1 + \mu - h')^2}\right) w_0^2 .
+# $$
+#
+# We check that the float runs stay inside this envelope (up to their rounding allowance)
+# and print how far they leave the naive $\pm \sqrt{\mu}^{\,t}$.
 
 # %%
 envelope_ok, amp = {}, {}
@@ -187,52 +220,67 @@ naive_left = bool(np.any(np.abs(runs["oscillating"]) - allow["oscillating"] > np
 # %% [markdown]
 # The lines are the exact companion-matrix prediction, the dots are `refimpl.train`'s
 # iterates. Note the shapes the roots predicted: monotone, fastest monotone (critical),
-# oscillating inside `±C sqrt(mu)^t`, and flipping sign. With `mu = 0.9` the envelope
-# `0.9^(t/2)` decays slowly: the familiar ringing of heavy momentum.
+# oscillating inside $\pm C \sqrt{\mu}^{\,t}$, and flipping sign. With $\mu = 0.9$ the
+# envelope $0.9^{t/2}$ decays slowly: the familiar ringing of heavy momentum.
 
 # %%
-fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+fig, axes = plt.subplots(2, 3, figsize=(13, 8.4))
 for ax, (label, hp, mu) in zip(axes.flat, CASES):
     t = np.arange(31 if mu == MU else 81)
     z = roots(1 + mu - hp, mu)
     ax.plot(t, [float(v) for v in exact[label][: len(t)]], "-", color="C0", lw=1.2,
-            label="closed form M^t (w0, w0)")
+            label=r"closed form $M^t\,(w_0, w_0)$")
     ax.plot(t, runs[label][:len(t)], "o", ms=3.5, color="C1", label="refimpl.train")
     if label in amp:
         env = amp[label] * np.sqrt(mu) ** t
-        ax.plot(t, env, ":", color="gray", label=f"±C sqrt(mu)^t, C = {amp[label]:.3f}")
+        ax.plot(t, env, ":", color="gray", label=r"envelope $\pm C\,\sqrt{\mu}^{\,t}$")
         ax.plot(t, -env, ":", color="gray")
     ax.axhline(0, color="k", lw=0.5)
-    zs = np.round(z, 2) if np.iscomplex(z[0]) else np.round(z.real, 3)
-    ax.set_title(f"{label}: h' = {hp:.3g}, mu = {mu}\nroots {zs}", fontsize=9)
-    ax.set(xlabel="step t", ylabel="w_t")
-    ax.legend(fontsize=8, loc="upper right")
+    if np.iscomplex(z[0]):
+        zs = rf"${z[0].real:.2f} \pm {abs(z[0].imag):.2f}i$, $C = {amp[label]:.3f}$"
+    else:
+        zs = rf"${z[0].real:.3f}$, ${z[1].real:.3f}$"
+    ax.set_title(f"{label}: $h' = {hp:.3g}$, $\\mu = {mu}$\nroots {zs}")
+    ax.set(xlabel="step $t$", ylabel="$w_t$")
 ax = axes.flat[5]
 for i, (label, hp, mu) in enumerate(CASES):
     ax.plot(err_rel[label], ".", ms=3, color=f"C{i}", label=label)
-ax.set(xlabel="step t", ylabel="|run - closed form| / (eps max|w|)")
-ax.set_title("Rounding error of the run", fontsize=9)
-ax.legend(fontsize=7)
-fig.suptitle("Heavy ball on f = w^2/2 from w0 = 1: exact prediction vs refimpl's run")
-fig.tight_layout()
+ax.set(xlabel="step $t$", ylabel=r"$|w_t - w_t^{\mathrm{exact}}| \,/\, (\varepsilon \max|w|)$")
+ax.set_title("Rounding error of the run")
+ax.legend(ncol=2, markerscale=3, handletextpad=0.1, columnspacing=0.6)
+handles, labels = axes.flat[2].get_legend_handles_labels()  # oscillating: all three kinds
+fig.legend(handles, labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, 0.0))
+fig.suptitle(r"Heavy ball on $f = w^2/2$ from $w_0 = 1$: exact prediction vs refimpl's run")
+fig.tight_layout(rect=(0, 0.05, 1, 1))
 tut.figure(fig, "closed_form", "Heavy-ball iterates (dots) on the exact companion-matrix "
            "prediction (lines) in the regimes set by the roots; oscillating runs decay at the "
-           "rate sqrt(mu), inside ±C sqrt(mu)^t with C set by (w0, w1). Last panel: the float "
-           "run's distance from the exact prediction, a few eps of the run's scale.")
+           "rate √μ, inside ±C √μ^t with C set by (w0, w1). Last panel: the float run's "
+           "distance from the exact prediction, a few eps of the run's scale.")
+
+# %% [markdown]
+# In each panel the dots sit on the line: the closed form predicts every iterate. Compare
+# the shapes with the roots in the titles, and note in the two oscillating panels that the
+# run stays inside the dotted envelope, whose height at $t = 0$ is $C$ (printed in the
+# title), not 1. In the last panel no point rises above a few $\varepsilon$.
 
 # %% [markdown]
 # ## 2. The stability region
 #
 # The run converges from every start iff both roots lie inside the unit circle. By the
-# Schur-Cohn lemma of proofs/sgd.md this is `0 < h' < 2 (1 + mu)` for heavy ball. PyTorch's
-# Nesterov (`d = g + mu buf`) has the recursion
-# `w_{t+1} = (1 + mu)(1 - h') w_t - mu (1 - h') w_{t-1}` and the smaller region
-# `0 < h' < 2 (1 + mu) / (1 + 2 mu)` (claim SGD-nesterov).
+# Schur-Cohn lemma of [proofs/sgd.md](../proofs/sgd.md) this is, for heavy ball,
+#
+# $$
+# 0 < h' < 2(1 + \mu).
+# $$
+#
+# PyTorch's Nesterov (step direction $d = g + \mu b$) has the recursion
+# $w_{t+1} = (1 + \mu)(1 - h')\, w_t - \mu (1 - h')\, w_{t-1}$ and the smaller region
+# $0 < h' < \frac{2(1 + \mu)}{1 + 2\mu}$ (claim SGD-nesterov).
 #
 # We do not trust our algebra here: `refimpl.theory.transitions` builds the one-step matrix
 # of the optimizer from its documented update, and we take the largest eigenvalue modulus
-# over a grid of `(h', mu)`. One call handles a whole row of `h'` values, as the coordinates
-# of a noise-free `NoisyQuadratic` with `h = h'` and `lr = 1`.
+# over a grid of $(h', \mu)$. One call handles a whole row of $h'$ values, as the
+# coordinates of a noise-free `NoisyQuadratic` with $h = h'$ and $\eta = 1$.
 
 # %%
 H_GRID = np.linspace(0.0, 4.4, 221 if FAST else 441)
@@ -265,7 +313,7 @@ print("heavy ball: radius < 1 exactly where h' < 2(1+mu):", region_hb)
 print("Nesterov:   radius < 1 exactly where h' < 2(1+mu)/(1+2mu):", region_nes)
 
 # %% [markdown]
-# Two spot checks: inside the complex-root band the radius is `sqrt(mu)`, and the public
+# Two spot checks: inside the complex-root band the radius is $\sqrt{\mu}$, and the public
 # one-call API `theory.spectral_radius` agrees.
 
 # %%
@@ -277,44 +325,60 @@ sr = theory.spectral_radius(r.NoisyQuadratic(h=np.array([2.0]), c=np.zeros(1)),
 print("theory.spectral_radius at h' = 2, mu = 0.5:", sr, " sqrt(mu):", np.sqrt(0.5))
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+fig, axes = plt.subplots(1, 2, figsize=(10, 5.6), sharey=True, layout="constrained")
 # where the roots turn complex (discriminant a^2 - 4b = 0): heavy ball h' = (1 -+ sqrt mu)^2;
 # Nesterov h' = ((1 - mu) / (1 + mu))^2 and h' = 1 (for h' > 1, b < 0: real roots)
 critical = {"hb": ((1 - np.sqrt(MU_GRID)) ** 2, (1 + np.sqrt(MU_GRID)) ** 2),
             "nes": (((1 - MU_GRID) / (1 + MU_GRID)) ** 2, np.ones_like(MU_GRID))}
-panels = ((axes[0], rad_hb, bound_hb, "hb", "heavy ball: lr h = 2 (1 + mu)", "(1 -+ sqrt mu)^2"),
-          (axes[1], rad_nes, bound_nes, "nes", "Nesterov: lr h = 2 (1 + mu) / (1 + 2 mu)",
-           "((1 - mu)/(1 + mu))^2 and 1"))
+panels = ((axes[0], rad_hb, bound_hb, "hb", r"$\eta h = 2(1 + \mu)$",
+           r"$(1 \mp \sqrt{\mu})^2$"),
+          (axes[1], rad_nes, bound_nes, "nes", r"$\eta h = \dfrac{2(1 + \mu)}{1 + 2\mu}$",
+           r"$\left(\dfrac{1 - \mu}{1 + \mu}\right)^2$ and $1$"))
 for ax, rad, bound, key, name, crit_name in panels:
     im = ax.pcolormesh(H_GRID, MU_GRID, np.minimum(rad, 1.5), cmap="viridis", vmin=0, vmax=1.5,
                        shading="auto")
     ax.contour(H_GRID, MU_GRID, rad, levels=[1.0], colors="white", linewidths=2.5)
     ax.plot(bound[:, 0], MU_GRID, "r--", lw=1.5, label=name)
     lo_c, hi_c = critical[key]
-    ax.plot(lo_c, MU_GRID, ":", color="orange", lw=1.8, label=f"complex roots between {crit_name}")
-    ax.plot(hi_c, MU_GRID, ":", color="orange", lw=1.8)
+    ax.plot(lo_c, MU_GRID, ":", color="orange", lw=2.2, label=f"complex roots: {crit_name}")
+    ax.plot(hi_c, MU_GRID, ":", color="orange", lw=2.2)
     ax.set_xlim(H_GRID[0], H_GRID[-1])
-    ax.set_xlabel("lr x h")
-    ax.set_ylabel("momentum mu")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14))
-axes[0].set_title("Heavy ball: spectral radius")
-axes[1].set_title("Nesterov (PyTorch form): spectral radius")
+    ax.set_xlabel(r"$\eta h$")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17))
+axes[0].set_ylabel(r"momentum $\mu$")
+axes[0].set_title("Heavy ball")
+axes[1].set_title("Nesterov (PyTorch form)")
 fig.colorbar(im, ax=axes, label="spectral radius (clipped at 1.5)")
-tut.figure(fig, "stability", "Spectral radius of the one-step map over (lr h, mu); the white "
+tut.figure(fig, "stability", "Spectral radius of the one-step map over (ηh, μ); the white "
            "contour (radius 1) lies on the dashed formula; between the dotted curves the roots "
-           "are complex (for heavy ball the radius there is exactly sqrt(mu)).")
+           "are complex (for heavy ball the radius there is exactly √μ).", key=True)
+
+# %% [markdown]
+# Read the figure from left to right at a fixed $\mu$: the radius falls, stays flat at
+# $\sqrt{\mu}$ between the dotted curves, then rises and crosses 1 (white) exactly on the
+# dashed line. Nesterov's stable region (right) is narrower, more so at large $\mu$.
 
 # %% [markdown]
 # ### Measuring the edge on real runs
 #
-# Now forget the formula and *measure* the largest stable learning rate for `h = 10`,
-# `mu = 0.9` by bisection: a run of `T` steps from `w0 = 1` counts as stable if it does not
-# overflow (`on_divergence="stop"`) and ends with `|w_T| < 1`. Just outside the edge the
-# dominant root is `1 + O(margin)`, so `T` must be long enough for the run to decide: we
-# check with the envelopes of proofs/sgd.md that at a relative margin `BAND` (a tenth of the
-# bisection tolerance) the upper envelope is already below 1 (stable side) and the lower
-# envelope above 1 (unstable side). Then every run outside that band is classified
-# correctly, so the true edge lies in the final bracket widened by `BAND` on each side.
+# Now forget the formula and *measure* the largest stable learning rate for $h = 10$,
+# $\mu = 0.9$ by bisection: a run of $T$ steps from $w_0 = 1$ counts as stable if it does
+# not overflow (`on_divergence="stop"`) and ends with $|w_T| < 1$. Just outside the edge the
+# dominant root is $1 + O(\text{margin})$, so $T$ must be long enough for the run to decide.
+# For $w_{t+1} = a w_t - b w_{t-1}$ with roots $z_1, z_2$ ($|z_1| = r \ge |z_2|$), the
+# envelopes of [proofs/sgd.md](../proofs/sgd.md) bound the run from both sides:
+#
+# $$
+# \frac{|w_T|}{|w_0|} \le \left|\frac{w_1}{w_0}\right| T\, r^{T-1} + |b|\, (T-1)\, r^{T-2},
+# \qquad
+# \frac{|w_T|}{|w_0|} \ge |c_1|\, |z_1|^T - |c_2|\, |z_2|^T ,
+# $$
+#
+# with $c_1, c_2$ the coefficients of the root expansion $w_T = (c_1 z_1^T + c_2 z_2^T)\, w_0$.
+# We check that at a relative margin `BAND` (a tenth of the bisection tolerance) from the
+# formula's edge the upper envelope is already below 1 (stable side) and the lower one above
+# 1 (unstable side). Then every run outside that band is classified correctly, so the true
+# edge lies in the final bracket widened by `BAND` on each side.
 
 # %%
 H, MU9 = 10.0, 0.9
@@ -344,7 +408,7 @@ def lower_envelope(hp, mu, nesterov, T):
     return abs(c1) * abs(z1) ** T - abs(c2) * abs(z2) ** T
 
 # %% [markdown]
-# The bisection itself: a run is stable if it neither overflows nor ends with `|w_T| >= 1`.
+# The bisection itself: a run is stable if it neither overflows nor ends with $|w_T| \ge 1$.
 
 # %%
 def is_stable(lr, nesterov):
@@ -388,15 +452,19 @@ for nesterov, formula in FORMULA.items():
 #
 # | convention | buffer | step |
 # |---|---|---|
-# | `"pytorch"` | `buf <- mu buf + g` (`buf = g` first) | `w <- w - lr buf` |
-# | `"optax"` | `trace <- g + mu trace` from zeros | `w <- w - lr trace` |
-# | `"keras"` | `v <- mu v - lr g` | `w <- w + v` |
+# | `"pytorch"` | $b \leftarrow \mu b + g$ ($b = g$ first) | $w \leftarrow w - \eta_t b$ |
+# | `"optax"` | $m \leftarrow g + \mu m$ from $m = 0$ | $w \leftarrow w - \eta_t m$ |
+# | `"keras"` | $v \leftarrow \mu v - \eta_t g$ from $v = 0$ | $w \leftarrow w + v$ |
 #
 # PyTorch and optax perform the same floating-point operations (with dampening 0), so they
-# are equal bit for bit, whatever the learning-rate schedule. Keras keeps the learning rate
-# *inside* the velocity: at a constant lr, `v = -lr buf` and the three follow the same
-# recursion; after an lr change Keras's velocity still remembers the old lr. SPEC 1's
-# witness: constant gradient `g = 1`, `mu = 0.9`, `w0 = 0`, lr 0.1 then 0.01.
+# are equal bit for bit, whatever the learning-rate schedule $\eta_t$. Keras keeps the
+# learning rate *inside* the velocity: at a constant $\eta$, $v = -\eta b$ and the three
+# follow the same recursion; after a change of $\eta$ Keras's velocity still remembers the
+# old one. The lr-change witness of
+# [sources](../proofs/sources.md#the-lr-change-witness): constant gradient $g = 1$,
+# $\mu = 0.9$, $w_0 = 0$, $\eta_1 = 0.1$ then $\eta_2 = 0.01$. By hand: PyTorch has
+# $b_1 = 1$, $b_2 = 1.9$ and $w_2 = -0.1 - 0.01 \cdot 1.9 = -0.119$; Keras has
+# $v_1 = -0.1$, $v_2 = 0.9 \cdot (-0.1) - 0.01 = -0.1$ and $w_2 = -0.2$.
 
 # %%
 def witness(convention):
@@ -416,25 +484,48 @@ w2_keras_by_hand = -0.1 + (0.9 * (0.0 - 0.1 * 1.0) - 0.01 * 1.0)  # v2 = -0.09 -
 print("PyTorch by hand:", w2_pytorch_by_hand, " Keras by hand:", w2_keras_by_hand)
 
 # %% [markdown]
-# On a quadratic (`h = 1`, `mu = 0.9`, `w0 = 1`) with a step decay of the learning rate
-# (0.1, then 0.01 after the drop), the Keras run keeps some of the old step size. Right at
-# the drop its stored velocity is `-0.1 buf` where PyTorch's next step uses `-0.01 buf`. New
-# gradients enter both at the new lr, so (the update being linear) `k` steps after the drop
-# Keras's velocity is `-0.01 b` (with `b` the PyTorch-style buffer of its own gradients) plus
-# a surplus `-0.09 mu^k buf_drop` left over from the old lr, which decays like `mu^k`.
+# On a quadratic ($h = 1$, $\mu = 0.9$, $w_0 = 1$) with a step decay of the learning rate
+# ($\eta = 0.1$ for the first $s = 40$ steps, then $0.01$), the Keras run keeps some of the
+# old step size. Right at the drop its stored velocity is $-0.1\, b_s$ where PyTorch's next
+# step uses $-0.01\, b_s$. New gradients enter both at the new $\eta$, so (the update being
+# linear) $k$ steps after the drop Keras's velocity is
 #
-# At a constant lr all three follow the exact recursion within the rounding allowance of
-# section 1. For Keras this needs its own local error, because it stores `v` separately and
-# `w_k - w_{k-1}` is not exactly `v_k` in floating point. With `u = eps/2`, the add
-# `w_k = fl(w_{k-1} + v_k)` gives `v_k = w_k - w_{k-1} + θ w_k` with `|θ| <= u`. Split the
-# recursion residual as `delta_k = (w_{k+1} - w_k - v_{k+1}) + (v_{k+1} - mu v_k + h' w_k)
-# + mu (v_k - w_k + w_{k-1})`: the first and last parts are at most `u |w_{k+1}|` and
-# `mu u |w_k|`; the middle one collects the four roundings of
-# `v_{k+1} = fl(fl(mu v_k) - fl(lr fl(h w_k)))`, at most
-# `u (|v_{k+1}| + mu |v_k| + 2 h' |w_k|)`. With `|v_k| <= |w_k| + |w_{k-1}|` (to first order)
-# the total is `u (2 |w_{k+1}| + (1 + 2 mu + 2 h') |w_k| + mu |w_{k-1}|) <= 5.5 eps m_k` for
-# `mu < 1`, `h' <= 4`: inside the `16 eps m_k` the allowance uses. (No iterate here comes
-# near the subnormal range.)
+# $$
+# v_{s+k} = -\eta_2\, b_{s+k} - (\eta_1 - \eta_2)\, \mu^k\, b_s ,
+# $$
+#
+# with $b$ the PyTorch-style buffer of its own gradients: a surplus left over from the old
+# learning rate, which decays like $\mu^k$.
+#
+# At a constant $\eta$ all three follow the exact recursion within the rounding allowance
+# of section 1. For Keras this needs its own local error, because it stores $v$ separately
+# and $w_k - w_{k-1}$ is not exactly $v_k$ in floating point. With $u = \varepsilon/2$, the
+# add $w_k = \operatorname{fl}(w_{k-1} + v_k)$ gives $v_k = w_k - w_{k-1} + \theta w_k$ with
+# $|\theta| \le u$. Split the recursion residual as
+#
+# $$
+# \delta_k = (w_{k+1} - w_k - v_{k+1}) + (v_{k+1} - \mu v_k + h' w_k)
+#   + \mu\, (v_k - w_k + w_{k-1}) :
+# $$
+#
+# the first and last parts are at most $u |w_{k+1}|$ and $\mu u |w_k|$; the middle one
+# collects the four roundings of
+#
+# $$
+# v_{k+1} = \operatorname{fl}\bigl(\operatorname{fl}(\mu v_k)
+#   - \operatorname{fl}(\eta \operatorname{fl}(h w_k))\bigr),
+# $$
+#
+# at most $u\, (|v_{k+1}| + \mu |v_k| + 2 h' |w_k|)$. With $|v_k| \le |w_k| + |w_{k-1}|$ (to
+# first order) the total is
+#
+# $$
+# |\delta_k| \le u\, \bigl(2 |w_{k+1}| + (1 + 2\mu + 2h')\, |w_k| + \mu |w_{k-1}|\bigr)
+#   \le 5.5\, \varepsilon\, m_k
+# $$
+#
+# for $\mu < 1$, $h' \le 4$: inside the $16\, \varepsilon\, m_k$ the allowance uses. (No
+# iterate here comes near the subnormal range.)
 
 # %%
 T_DROP, T3 = 40, 160
@@ -462,28 +553,34 @@ keras_gap_bound = 2 * allowance(ex_f, 1.8, 0.9, 0.1).max()
 print("twice the largest allowance:", keras_gap_bound)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
 t = np.arange(T3 + 1)
 styles = {"pytorch": ("-", 3.0), "optax": ("--", 1.5), "keras": ("-", 1.5)}
 for c, (ls, lw) in styles.items():
     axes[0].plot(t, traj[c], ls, lw=lw, label=c)
-axes[0].axvline(T_DROP, color="gray", lw=0.8, ls=":", label="lr 0.1 -> 0.01")
-axes[0].set_xlabel("step t")
-axes[0].set_ylabel("w_t")
-axes[0].set_title("Step-decay schedule, h = 1, mu = 0.9")
-axes[0].legend(fontsize=8)
-axes[1].plot(t, traj["keras"] - traj["pytorch"], color="C2", label="keras - pytorch")
+axes[0].axvline(T_DROP, color="gray", lw=1.0, ls=":", label=r"$\eta$: 0.1 $\to$ 0.01")
+axes[0].set_xlabel("step $t$")
+axes[0].set_ylabel("$w_t$")
+axes[0].set_title(r"Step decay, $h = 1$, $\mu = 0.9$")
+axes[0].legend()
+axes[1].plot(t, traj["keras"] - traj["pytorch"], color="C2", label="keras − pytorch")
 axes[1].plot(t, traj["optax"] - traj["pytorch"], "--", color="C1",
-             label="optax - pytorch (exactly 0)")
-axes[1].axvline(T_DROP, color="gray", lw=0.8, ls=":")
-axes[1].set_xlabel("step t")
-axes[1].set_ylabel("difference in w_t")
-axes[1].set_title("Conventions part ways only after the lr changes")
-axes[1].legend(fontsize=8)
+             label="optax − pytorch (exactly 0)")
+axes[1].axvline(T_DROP, color="gray", lw=1.0, ls=":")
+axes[1].set_xlabel("step $t$")
+axes[1].set_ylabel("difference in $w_t$")
+axes[1].set_title("They part only after the drop")
+axes[1].legend()
 fig.tight_layout()
 tut.figure(fig, "conventions", "Left: PyTorch and optax coincide (bitwise), Keras agrees until "
            "the lr drop and then overshoots with its stored old-lr velocity. Right: the "
            "differences; before the drop keras - pytorch is at the rounding level.")
+
+# %% [markdown]
+# Left, the three curves are one until the dotted line; after it the Keras curve (green)
+# overshoots. Right, the green difference is flat zero before the drop; after it the surplus
+# velocity pushes the Keras run about 0.05 further, and the gap then rings out with the
+# run's own oscillation.
 
 # %% [markdown]
 # ## What we checked
@@ -491,23 +588,25 @@ tut.figure(fig, "conventions", "Left: PyTorch and optax coincide (bitwise), Kera
 # - The step API and `refimpl.train` give the same iterates bit for bit.
 # - In all five cases (overdamped, critical, oscillating, sign-flipping, ringing) every
 #   heavy-ball iterate is within the derived rounding allowance of the exact companion-matrix
-#   prediction `M^t (w0, w0)`.
+#   prediction $M^t (w_0, w_0)^\top$.
 # - In the two complex-root cases (oscillating, ringing) every float iterate lies inside
-#   `±C sqrt(mu)^t`, with the amplitude `C` computed exactly from `(w0, w1)`, up to its
-#   rounding allowance; the naive envelope `±sqrt(mu)^t` (`C = 1`) is left by the
-#   oscillating run by more than its allowance.
-# - Over the `(lr h, mu)` grid, away from the boundary, the spectral radius is below 1
-#   exactly where `lr h < 2 (1 + mu)` (heavy ball) and `lr h < 2 (1 + mu) / (1 + 2 mu)`
-#   (Nesterov); `theory.spectral_radius` at a complex-root point is `sqrt(mu)`.
+#   $\pm C \sqrt{\mu}^{\,t}$, with the amplitude $C$ computed exactly from $(w_0, w_1)$, up
+#   to its rounding allowance; the naive envelope $\pm \sqrt{\mu}^{\,t}$ ($C = 1$) is left by
+#   the oscillating run by more than its allowance.
+# - Over the $(\eta h, \mu)$ grid, away from the boundary, the spectral radius is below 1
+#   exactly where $\eta h < 2(1 + \mu)$ (heavy ball) and
+#   $\eta h < \frac{2(1 + \mu)}{1 + 2\mu}$ (Nesterov); `theory.spectral_radius` at a
+#   complex-root point is $\sqrt{\mu}$.
 # - Bisection on real runs brackets the formula edge, for heavy ball and for Nesterov, in a
 #   bracket of relative width at most the tolerance (widened by a tenth of it, the band in
-#   which the envelopes show the run length could leave the verdict undecided); GD's `2/h`
-#   lies outside both brackets.
-# - PyTorch and optax are bitwise equal across an lr schedule; at constant lr all three
-#   conventions stay within the rounding allowance of the same exact recursion; after the
-#   drop Keras differs by far more than the rounding allowance.
-# - The witness: PyTorch and optax give `w2 = -0.1 - 0.01 * 1.9` and Keras `-0.1 - 0.1`,
-#   exactly as the kernels' operations in order, and within 2 ulps of -0.119 and -0.200.
+#   which the envelopes show the run length could leave the verdict undecided); GD's edge
+#   $2/h$ lies outside both brackets.
+# - PyTorch and optax are bitwise equal across a learning-rate schedule; at constant $\eta$
+#   all three conventions stay within the rounding allowance of the same exact recursion;
+#   after the drop Keras differs by far more than the rounding allowance.
+# - The witness: PyTorch and optax give $w_2 = -0.1 - 0.01 \cdot 1.9$ and Keras
+#   $w_2 = -0.1 - 0.1$, exactly as the kernels' operations in order, and within 2 ulps of
+#   $-0.119$ and $-0.200$.
 
 # %%
 tut.check(step_api_equal, "the step API and refimpl.train give bitwise-equal iterates")

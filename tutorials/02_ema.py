@@ -1,25 +1,31 @@
 # %% [markdown]
 # # EMA of the weights: lag versus variance, warm-up, debiasing
 #
-# An exponential moving average of the weights, `ema <- rho ema + (1 - rho) w`, is a
-# low-pass filter on the optimizer's trajectory. It trades **lag** (it trails a moving
+# An exponential moving average of the weights,
+#
+# $$
+# m_t = \rho\, m_{t-1} + (1 - \rho)\, w_t ,
+# $$
+#
+# is a low-pass filter on the optimizer's trajectory. It trades **lag** (it trails a moving
 # signal) against **variance** (it averages noise away), and its start matters: begun as a
-# copy of `w0` it remembers `w0` for about `1 / (1 - rho)` steps; begun at zero it is biased
-# toward zero unless debiased.
+# copy of $w_0$ it remembers $w_0$ for about $\frac{1}{1 - \rho}$ steps; begun at zero it is
+# biased toward zero unless debiased.
 #
 # You will learn
 #
-# - the two closed forms of the trade-off: lag `rho / (1 - rho)` steps on a linear trend,
-#   variance `(1 - rho) / (1 + rho)` of white noise, and what they mean for the expected
-#   loss of the averaged weights on the noisy quadratic model (exact, from
-#   `refimpl.theory.moments`, next to a Monte Carlo band of real runs);
-# - what the `warmup` options of `refimpl.EMA` do to the decay and to `w0`'s memory;
+# - the two closed forms of the trade-off: a lag of $\frac{\rho}{1 - \rho}$ steps on a linear
+#   trend, a variance of $\frac{1 - \rho}{1 + \rho}$ times that of white noise, and what they
+#   mean for the expected loss of the averaged weights on the noisy quadratic model (exact,
+#   from `refimpl.theory.moments`, next to a Monte Carlo band of real runs);
+# - what the `warmup` options of `refimpl.EMA` do to the decay and to $w_0$'s memory;
 # - why the debiased zero-start EMA is a true weighted average of the iterates (weights
-#   summing to 1), while the raw one shrinks toward 0 by the factor `1 - rho^t`.
+#   summing to 1), while the raw one shrinks toward 0 by the factor $1 - \rho^t$.
 #
 # Prerequisites: tutorial 01 is helpful but not required; mean and variance of a sum of
-# independent Gaussians. Claims illustrated (proofs/ema.md): **EMA-lyapunov** (exact
-# moments), **EMA-compose** (`rho^t` memory), **EMA-debias**.
+# independent Gaussians. Claims illustrated ([proofs/ema.md](../proofs/ema.md)):
+# **EMA-lyapunov** (exact moments), **EMA-compose** ($\rho^t$ memory), **EMA-debias**. Where
+# the conventions come from: [sources](../proofs/sources.md#model-ema).
 
 # %%
 import math
@@ -42,6 +48,15 @@ tut = Tutorial(
           "1e-6); w0's weight in a copy-started EMA is the product of the decays used "
           "(bitwise); the debiased zero-start EMA reproduces a constant and equals the "
           "copy-start average with w0's share removed and renormalised.",
+    idea=r"An EMA of the weights with decay $\rho$ averages over about $\frac{1}{1 - \rho}$ "
+         r"steps: it trails a moving trajectory by $\frac{\rho}{1 - \rho}$ steps and keeps "
+         r"only $\frac{1 - \rho}{1 + \rho}$ of white noise's variance, so halving the noise "
+         r"costs about doubling the lag. Its start matters as much: a copy of $w_0$ stays in "
+         r"the average with weight $\rho^t$ (warm-ups shorten that memory), and a zero start "
+         r"must be divided by $1 - \rho^t$.",
+    formula=r"\text{lag} = \frac{\rho}{1 - \rho}, \qquad "
+            r"\frac{\operatorname{Var}(m_t)}{\operatorname{Var}(x)} \to \frac{1 - \rho}{1 + \rho}"
+            r" = \frac{1}{1 + 2\,\text{lag}}",
 )
 FAST = tut.fast
 EPS = np.finfo(np.float64).eps
@@ -52,18 +67,21 @@ RHOS = np.array([0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995])
 #
 # ### Lag on a linear trend
 #
-# Feed the EMA the ramp `x_t = t` from `m_0 = 0`. The error `e_t = m_t - (t - L)` with
-# `L = rho / (1 - rho)` obeys `e_t = rho e_{t-1}` (substitute and use `L (1 - rho) = rho`),
-# and `e_0 = L`, so exactly
+# Feed the EMA the ramp $x_t = t$ from $m_0 = 0$. The error $e_t = m_t - (t - L)$ with
+# $L = \frac{\rho}{1 - \rho}$ obeys $e_t = \rho\, e_{t-1}$ (substitute and use
+# $L (1 - \rho) = \rho$), and $e_0 = L$, so exactly
 #
-# ```
-# lag_t = t - m_t = L (1 - rho^t)   ->   L = rho / (1 - rho) steps.
-# ```
+# $$
+# \text{lag}_t = t - m_t = L\, (1 - \rho^t) \;\to\; L = \frac{\rho}{1 - \rho} \text{ steps}.
+# $$
 #
-# A rounding bound for the check: each update `fl(fl(rho m) + fl((1 - rho) x))` rounds three
-# times (`1 - rho` is exact for `rho >= 1/2`), each by at most `u = eps/2` of a number `<= t`;
-# earlier errors shrink by `rho` each step, so `|m_t(float) - m_t| <= 3 u t / (1 - rho)`.
-# `t - m_t` is then exact (Sterbenz), and evaluating `L (1 - rho^t)` adds a few `eps L`.
+# A rounding bound for the check: each update
+# $\operatorname{fl}(\operatorname{fl}(\rho m) + \operatorname{fl}((1 - \rho) x))$ rounds
+# three times ($1 - \rho$ is exact for $\rho \ge \frac{1}{2}$), each by at most
+# $u = \varepsilon/2$ of a number $\le t$ (with $\varepsilon = 2^{-52}$ the machine
+# epsilon); earlier errors shrink by $\rho$ each step, so
+# $|m_t^{\text{float}} - m_t| \le \frac{3 u t}{1 - \rho}$. Then $t - m_t$ is exact
+# (Sterbenz), and evaluating $L (1 - \rho^t)$ adds a few $\varepsilon L$.
 
 # %%
 T_LAG = 3000
@@ -87,9 +105,10 @@ lag_wrong_rejected = bool(np.all(np.abs(lag_measured - lag_off_by_one) > lag_bou
 
 # %% [markdown]
 # The filter is not a model of the optimizer's EMA, it *is* the same update. Give `SGD` a
-# constant gradient 1 with `lr = 0.25` (so `w_t = -0.25 t` exactly) and wrap it in
-# `refimpl.EMA` (copy start, `w0 = 0`): the average after each step equals the filter on
-# the weight sequence, bit for bit, and trails the weights by `L (1 - rho^t)` steps.
+# constant gradient 1 with learning rate $\eta = 0.25$ (so $w_t = -0.25\, t$ exactly) and
+# wrap it in `refimpl.EMA` (copy start, $w_0 = 0$): the average after each step equals the
+# filter on the weight sequence, bit for bit, and trails the weights by $L (1 - \rho^t)$
+# steps.
 
 # %%
 opt = r.EMA(r.SGD(lr=0.25), decay=0.9)
@@ -107,20 +126,25 @@ print("lag of the model EMA after 200 steps:", (averages[-1] - weights[-1]) / 0.
 # %% [markdown]
 # ### Variance on white noise
 #
-# For independent `x_t ~ N(0, 1)` the zero-started EMA is `m_t = (1 - rho) sum_j rho^(t-j) x_j`,
-# a Gaussian with variance `(1 - rho)^2 (1 - rho^(2t)) / (1 - rho^2)`, i.e.
-# `(1 - rho) / (1 + rho)` in the long run. We filter `R` independent noise series and
-# compare the sample variance of `m_t` with the formula. Because `m_t` is exactly Gaussian
-# with known mean 0, `R s^2 / v` (with `s^2 = mean(m_t^2)`) is exactly chi-square with `R`
-# degrees of freedom: the acceptance interval is exact, with total false-alarm probability
-# `1e-6` split over the rhos (Bonferroni). In terms of the lag, the variance ratio is
-# `1 / (1 + 2 L)`: halving the noise variance costs about doubling the lag.
+# For independent $x_t \sim \mathcal{N}(0, 1)$ the zero-started EMA is
+# $m_t = (1 - \rho) \sum_{j=1}^{t} \rho^{t-j} x_j$, a Gaussian with variance
+#
+# $$
+# v_t = \frac{(1 - \rho)^2 (1 - \rho^{2t})}{1 - \rho^2} \;\to\; \frac{1 - \rho}{1 + \rho} .
+# $$
+#
+# We filter $R$ independent noise series and compare the sample variance of $m_t$ with the
+# formula. Because $m_t$ is exactly Gaussian with known mean 0, $R s^2 / v_t$ (with
+# $s^2$ the mean of $m_t^2$ over the series) is exactly $\chi^2$ with $R$ degrees of
+# freedom: the acceptance interval is exact, with total false-alarm probability $10^{-6}$
+# split over the values of $\rho$ (Bonferroni). In terms of the lag, the variance ratio is
+# $\frac{1}{1 + 2L}$: halving the noise variance costs about doubling the lag.
 #
 # The price of so small a false-alarm rate is resolution: a formula is only told apart from
 # the truth if it is off by more than the printed acceptance interval of the ratio (its
-# half-width is printed too, and shrinks like `1 / sqrt(R)`). A formula a few percent off
-# would pass here. The teeth check uses a formula missing the factor `(1 - rho)^2`, off by
-# `1 / (1 - rho)^2 >= 4`.
+# half-width is printed too, and shrinks like $1 / \sqrt{R}$). A formula a few percent off
+# would pass here. The teeth check uses a formula missing the factor $(1 - \rho)^2$, off by
+# $\frac{1}{(1 - \rho)^2} \ge 4$.
 
 # %%
 R_NOISE, N_NOISE = (800, 600) if FAST else (4000, 1000)
@@ -148,39 +172,45 @@ var_ok = bool(np.all((var_lo <= var_ratio) & (var_ratio <= var_hi)))
 var_wrong_rejected = bool(np.all(var_ratio < q_lo * var_formula / (1 - RHOS) ** 2))
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
 grid = np.linspace(0.45, 0.997, 300)
-axes[0].plot(1 - grid, grid / (1 - grid), "-", color="C0", label="rho / (1 - rho)")
+axes[0].plot(1 - grid, grid / (1 - grid), "-", color="C0", label=r"$\dfrac{\rho}{1 - \rho}$")
 axes[0].plot(1 - RHOS, lag_measured, "o", color="C1", label=f"measured after {T_LAG} steps")
 axes[0].set_xscale("log")
 axes[0].set_yscale("log")
-axes[0].set_xlabel("1 - rho")
-axes[0].set_ylabel("lag behind a linear trend (steps)")
-axes[0].set_title("Lag grows like 1 / (1 - rho)")
+axes[0].set_xlabel(r"$1 - \rho$")
+axes[0].set_ylabel("lag behind a ramp (steps)")
+axes[0].set_title(r"Lag grows like $1 / (1 - \rho)$")
 axes[0].legend()
-axes[1].plot(1 - grid, (1 - grid) / (1 + grid), "-", color="C0", label="(1 - rho) / (1 + rho)")
+axes[1].plot(1 - grid, (1 - grid) / (1 + grid), "-", color="C0",
+             label=r"$\dfrac{1 - \rho}{1 + \rho}$")
 axes[1].errorbar(1 - RHOS, var_ratio, yerr=[var_ratio - var_lo, var_hi - var_ratio], fmt="o",
-                 color="C1", capsize=3, label=f"sample, R = {R_NOISE} (1e-6 interval)")
+                 color="C1", capsize=3, label=f"sample, $R = {R_NOISE}$\n($10^{{-6}}$ interval)")
 axes[1].set_xscale("log")
 axes[1].set_yscale("log")
-axes[1].set_xlabel("1 - rho")
-axes[1].set_ylabel("Var(EMA) / Var(input), white noise")
-axes[1].set_title("Variance shrinks like (1 - rho) / 2")
+axes[1].set_xlabel(r"$1 - \rho$")
+axes[1].set_ylabel(r"$\mathrm{Var}(m_t)\, /\, \mathrm{Var}(x)$")
+axes[1].set_title(r"Variance shrinks like $(1 - \rho) / 2$")
 axes[1].legend()
 fig.tight_layout()
 tut.figure(fig, "lag_variance", "The trade-off: measured lag (left) and variance ratio (right, "
-           "with the exact 1e-6 acceptance interval) on the closed-form curves.")
+           "with the exact 1e-6 acceptance interval) on the closed-form curves.", key=True)
+
+# %% [markdown]
+# Both panels have the same horizontal axis, $1 - \rho$ on a log scale: moving left (a
+# longer average) raises the lag on the left as fast as it lowers the variance on the
+# right. Every measured point sits on its closed-form curve.
 
 # %% [markdown]
 # ### The trade-off on the noisy quadratic model
 #
 # Now the EMA of a real optimizer. On the noisy quadratic model (`NoisyQuadratic`: loss
-# `sum_i h_i w_i^2 / 2`, gradient noise of variance `c_i / B`) SGD's iterate settles into a
-# noisy stationary cloud around the minimum; the EMA averages that noise away but lags
-# behind while the iterate is still travelling. Because everything is linear, the mean and
-# covariance of `(w, ema)` follow an exact recursion (claim EMA-lyapunov), which
-# `refimpl.theory.moments` evaluates: exact expected losses, no sampling. Beside it we run
-# `refimpl.train` with `R` seeds.
+# $\sum_i \frac{h_i}{2} w_i^2$, gradient noise of variance $c_i / B$ in coordinate $i$ for
+# a batch of size $B$) SGD's iterate settles into a noisy stationary cloud around the
+# minimum; the EMA averages that noise away but lags behind while the iterate is still
+# travelling. Because everything is linear, the mean and covariance of $(w, m)$ follow an
+# exact recursion (claim EMA-lyapunov), which `refimpl.theory.moments` evaluates: exact
+# expected losses, no sampling. Beside it we run `refimpl.train` with $R$ seeds.
 
 # %%
 problem = r.NoisyQuadratic(h=np.array([1.0, 0.05]), batch_size=4)  # c = h
@@ -203,23 +233,31 @@ tut.number("stationary expected loss, EMA average", stat.loss_avg[0], "", ".5g")
 tut.number("EMA average better than the iterate from step", crossing)
 
 # %% [markdown]
-# The exact stationary variances have closed forms (proofs/ema.md, EMA-lyapunov): with
-# `a = 1 - lr h` and `sigma^2 = c / B`, the iterate's variance is
-# `V = lr sigma^2 / (h (2 - lr h))` and the EMA's is
-# `V (1 - rho)(1 + rho a) / ((1 + rho)(1 - rho a))`. For `a -> 1` (a flat direction, where
-# the iterate's own noise is strongly correlated) the factor tends to 1: averaging helps
-# least where the iterate already moves slowly. We compare the formula with
-# `theory.stationary`.
+# The exact stationary variances have closed forms ([proofs/ema.md](../proofs/ema.md),
+# EMA-lyapunov): with $a = 1 - \eta h$ and $\sigma^2 = c / B$, the iterate's variance and
+# the EMA's are
+#
+# $$
+# V = \frac{\eta\, \sigma^2}{h\, (2 - \eta h)}, \qquad
+# E = V\, \frac{(1 - \rho)(1 + \rho a)}{(1 + \rho)(1 - \rho a)} .
+# $$
+#
+# For $a \to 1$ (a flat direction, where the iterate's own noise is strongly correlated)
+# the factor tends to 1: averaging helps least where the iterate already moves slowly. We
+# compare the formula with `theory.stationary`.
 #
 # How close must they be? `theory.stationary` solves the discrete Lyapunov equation
-# `S = F S F^T + Q` for the 3x3 map `F` of the state `(w, buf, ema)`; scipy does this
-# directly, as the 9x9 linear system `K vec(S) = vec(Q)` with `K = I - F⊗F`. A backward-
-# stable solve errs, in norm and relative to `|S|`, by at most `cond(K)` times its backward
-# error; we allow `2 x 9 eps` for that backward error (forming `K` and `Q` costs a few eps
-# per entry, the pivoted LU of a 9x9 system about `n eps`). A variance is one entry of
-# `S`, so its relative error is at most `18 eps cond(K) |S| / entry`; the closed forms
-# round about a dozen times, so we add `16 eps`. `F` is read off `theory.transitions` (the
-# map of step 2: step 1 is the same here, plain SGD without momentum).
+# $S = F S F^\top + Q$ for the $3 \times 3$ map $F$ of the state $(w, b, m)$ (weight,
+# momentum buffer, EMA); scipy does this directly, as the $9 \times 9$ linear system
+# $K \operatorname{vec}(S) = \operatorname{vec}(Q)$ with $K = I - F \otimes F$. A
+# backward-stable solve errs, in norm and relative to $\|S\|$, by at most
+# $\operatorname{cond}(K)$ times its backward error; we allow $2 \cdot 9\, \varepsilon$ for
+# that backward error (forming $K$ and $Q$ costs a few $\varepsilon$ per entry, the pivoted
+# LU of an $n \times n$ system about $n \varepsilon$). A variance is one entry of $S$, so
+# its relative error is at most
+# $18\, \varepsilon \operatorname{cond}(K)\, \|S\| / \text{entry}$; the closed forms round
+# about a dozen times, so we add $16\, \varepsilon$. $F$ is read off `theory.transitions`
+# (the map of step 2: step 1 is the same here, plain SGD without momentum).
 
 # %%
 h, sig2, lr, rho = problem.h, problem.c / problem.batch_size, 0.1, 0.95
@@ -240,12 +278,13 @@ print("cond(K) per coordinate:", cond_K, " allowed relative gap:", stat_tol)
 stat_ok = bool(np.all(rel_gap <= stat_tol))
 
 # %% [markdown]
-# Monte Carlo against the exact moments, with teeth. At a few steps `n`, for each
-# coordinate, the sample mean of `R` independent runs is exactly
-# `N(m, v / R)` and `sum (x - m)^2 / v` is exactly chi-square(`R`), because the state is
-# Gaussian. We accept at a total false-alarm probability of `1e-6` (Bonferroni over all the
-# tests). The same test must reject a wrong theory: the iterate's variance passed off as
-# the average's.
+# Monte Carlo against the exact moments, with teeth. At a few steps $n$, for each
+# coordinate with exact mean $\bar m$ and variance $v$, the sample mean of $R$ independent
+# runs $x_1, \dots, x_R$ is exactly $\mathcal{N}(\bar m, v / R)$ and
+# $\sum_r (x_r - \bar m)^2 / v$ is exactly $\chi^2$ with $R$ degrees of freedom, because the
+# state is Gaussian. We accept at a total false-alarm probability of $10^{-6}$ (Bonferroni
+# over all the tests). The same test must reject a wrong theory: the iterate's variance
+# passed off as the average's.
 
 # %%
 CHECK_STEPS = [5, 50, T_NQM]
@@ -276,45 +315,53 @@ wrong_var_rejected = not gaussian_test(A_runs[:, T_NQM, 0], mom.mean_avg[T_NQM, 
 
 # %%
 steps = np.arange(T_NQM + 1)
-fig, ax = plt.subplots(figsize=(6.4, 4.2))
-for runs_loss, exact_loss, name, col in ((loss_runs_w, mom.loss_w, "iterate w", "C0"),
-                                         (loss_runs_avg, mom.loss_avg, "EMA average", "C1")):
+fig, ax = plt.subplots(figsize=(10, 4.8), layout="constrained")
+for runs_loss, exact_loss, name, col in ((loss_runs_w, mom.loss_w, "iterate $w_t$", "C0"),
+                                         (loss_runs_avg, mom.loss_avg, "EMA $m_t$", "C1")):
     mean = runs_loss.mean(axis=0)
     se = runs_loss.std(axis=0, ddof=1) / math.sqrt(R_MC)
     ax.fill_between(steps, mean - 3 * se, mean + 3 * se, color=col, alpha=0.3,
-                    label=f"{name}: Monte Carlo mean ± 3 SE ({R_MC} runs)")
-    ax.plot(steps, exact_loss, "-", color=col, lw=1.2, label=f"{name}: exact (theory.moments)")
-ax.axhline(stat.loss_w[0], color="C0", ls=":", lw=1, label="stationary, iterate")
-ax.axhline(stat.loss_avg[0], color="C1", ls=":", lw=1, label="stationary, average")
-ax.axvline(crossing, color="gray", ls="--", lw=0.8, label=f"average better from step {crossing}")
+                    label=f"{name}: Monte Carlo\nmean ± 3 SE ({R_MC} runs)")
+    ax.plot(steps, exact_loss, "-", color=col, lw=1.5, label=f"{name}: exact\n(theory.moments)")
+ax.axhline(stat.loss_w[0], color="C0", ls=":", lw=1.5, label="stationary, iterate")
+ax.axhline(stat.loss_avg[0], color="C1", ls=":", lw=1.5, label="stationary, average")
+ax.axvline(crossing, color="gray", ls="--", lw=1.0, label=f"average better\nfrom step {crossing}")
 ax.set_xscale("log")
 ax.set_yscale("log")
-ax.set_xlabel("step")
+ax.set_xlabel("step $t$")
 ax.set_ylabel("expected loss")
-ax.set_title("Noisy quadratic, SGD(lr 0.1) + EMA(0.95)")
-ax.legend(fontsize=7, loc="lower left")
+ax.set_title(r"Noisy quadratic, SGD ($\eta = 0.1$) + EMA ($\rho = 0.95$)")
+fig.legend(loc="outside right center")
 tut.figure(fig, "nqm_loss", "Expected loss of the iterate and of the EMA average: exact curves "
            "inside the Monte Carlo bands. The average lags at first, then settles lower.")
 
 # %% [markdown]
-# ## 2. Warm-up: forgetting `w0`
+# Follow the two solid curves: the EMA's (orange) starts above the iterate's, because it
+# still remembers the start, crosses it at the dashed line and settles on a lower plateau.
+# Each exact curve runs inside its Monte Carlo band.
+
+# %% [markdown]
+# ## 2. Warm-up: forgetting the start
 #
-# A copy-started EMA without warm-up keeps `w0` in the average with weight `rho^t` after
-# `t` updates (claim EMA-compose: `t` steps of decay `rho` are one step of decay `rho^t`).
-# With the common `rho = 0.999`, after `1 / (1 - rho) = 1000` steps `w0` still holds
-# `0.999^1000 ≈ e^-1` of the average, whatever the optimizer has done since. The warm-ups
-# in `refimpl.EMA` use a small decay early on:
+# A copy-started EMA without warm-up keeps $w_0$ in the average with weight $\rho^t$ after
+# $t$ updates (claim EMA-compose: $t$ steps of decay $\rho$ are one step of decay
+# $\rho^t$). With the common $\rho = 0.999$, after $\frac{1}{1 - \rho} = 1000$ steps $w_0$
+# still holds $0.999^{1000} \approx e^{-1}$ of the average, whatever the optimizer has done
+# since. The warm-ups in `refimpl.EMA` use a smaller decay $\delta_n$ at the early steps
+# $n = 1, 2, \dots$:
 #
-# - `"timm"`: `1 - (1 + s)^(-2/3)` with `s = n - 1` (0 at the first step, so the first update
-#   copies `w`), capped at `rho`;
+# - `"timm"`: $\delta_n = \min\left(\rho,\; 1 - (1 + s)^{-2/3}\right)$ with $s = n - 1$ (0 at
+#   the first step, so the first update copies $w$);
 # - `"constant"`, `"linear"`, `"exp"` (openmixup, the SEMA authors' code), with
-#   `q = warmup_ratio` (default 0.9), `T = warmup_steps` and `i = n - 1` (openmixup's 0-based
-#   iteration): while `i <= T` the decay is `q rho`, a linear ramp from `q rho` to `rho`, and
-#   `q^(1 - i/T) rho`; after that `rho`. Note `i <= T` covers `T + 1` steps.
+#   $q$ = `warmup_ratio` (default 0.9), $T$ = `warmup_steps` and $i = n - 1$ (openmixup's
+#   0-based iteration): while $i \le T$ the decay is $q \rho$, a linear ramp from $q \rho$
+#   to $\rho$, and $q^{1 - i/T} \rho$; after that $\rho$. Note that $i \le T$ covers $T + 1$
+#   steps.
 #
-# With warm-ups the decay varies, and `w0`'s weight is the product of the decays used,
-# `P_t`. We *measure* that weight: on `f = w^2/2` with `lr = 1`, SGD jumps to `w = 0`
-# exactly after one step and stays there, so the average is `P_t * w0` with `w0 = 1`.
+# With warm-ups the decay varies, and $w_0$'s weight is the product of the decays used,
+# $P_t = \delta_1 \delta_2 \cdots \delta_t$. We *measure* that weight: on
+# $f = \frac{1}{2} w^2$ with $\eta = 1$, SGD jumps to $w = 0$ exactly after one step and
+# stays there, so the average is $P_t\, w_0$ with $w_0 = 1$.
 
 # %%
 RHO = 0.999
@@ -347,7 +394,11 @@ tt = np.arange(N_WARM + 1)
 rho_power_ok = bool(np.all(np.abs(w0_weight["none"] - RHO**tt) <= (tt + 1) * EPS * RHO**tt))
 
 # %% [markdown]
-# A warm-up with a closed form: the constant one, with its `T + 1` steps of decay `q rho`.
+# A warm-up with a closed form: the constant one, with its $T + 1$ steps of decay $q \rho$,
+#
+# $$
+# P_t = (q \rho)^{\min(t,\, T + 1)}\; \rho^{\max(t - T - 1,\, 0)} .
+# $$
 
 # %%
 # constant warm-up: decay q rho for the T + 1 steps n = 1..T+1, then rho, so
@@ -370,7 +421,7 @@ print("constant warm-up weight == (q rho)^min(t, T+1) rho^(t-T-1):", constant_ok
       "; T-step reading rejected:", constant_off_by_one_rejected)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
 n_axis = np.arange(1, N_WARM + 1)
 styles = {"none": "-", "timm": "-", "constant": "-", "linear": "--", "exp": ":"}
 for k, name in enumerate(WARMUPS):
@@ -378,16 +429,16 @@ for k, name in enumerate(WARMUPS):
     axes[1].plot(tt, w0_weight[name], styles[name], color=f"C{k}", lw=2, label=name)
 axes[0].set_xscale("log")
 axes[0].set_yscale("log")
-axes[0].set_xlabel("optimizer step n")
-axes[0].set_ylabel("1 - decay (share of the new w)")
-axes[0].set_title(f"Decay schedules, rho = {RHO}")
-axes[0].legend(fontsize=8)
-axes[1].axvline(1 / (1 - RHO), color="gray", ls=":", lw=1, label="1 / (1 - rho) steps")
+axes[0].set_xlabel("optimizer step $n$")
+axes[0].set_ylabel(r"$1 - \delta_n$ (share of the new $w$)")
+axes[0].set_title(rf"Decay schedules, $\rho = {RHO}$")
+axes[0].legend()
+axes[1].axvline(1 / (1 - RHO), color="gray", ls=":", lw=1.5, label=r"$1 / (1 - \rho)$ steps")
 axes[1].set_xscale("log")
-axes[1].set_xlabel("step t")
-axes[1].set_ylabel("weight of w0 in the average")
-axes[1].set_title("How long the average remembers w0")
-axes[1].legend(fontsize=8)
+axes[1].set_xlabel("step $t$")
+axes[1].set_ylabel(r"weight $P_t$ of $w_0$")
+axes[1].set_title(r"How long the average remembers $w_0$")
+axes[1].legend()
 fig.tight_layout()
 tut.figure(fig, "warmup", "Left: the share 1 - decay each warm-up gives the newest weights "
            "(timm's first decay is 0: share 1; openmixup's linear and exp ramps nearly "
@@ -395,9 +446,15 @@ tut.figure(fig, "warmup", "Left: the share 1 - decay each warm-up gives the newe
            "of the decays; without warm-up it is 0.999^t.")
 
 # %% [markdown]
-# What that memory does to a real trajectory: deterministic GD on `f = w^2/2` with
-# `lr = 0.01` from `w0 = 1` reaches `w ≈ 0` after a few hundred steps; the un-warmed average
-# is still dragged toward `w0` long after.
+# On the right, the blue curve (no warm-up) still stands at about $e^{-1}$ at the dotted
+# line, $\frac{1}{1 - \rho}$ steps, and reaches 1% only after several times that (the step
+# counts are printed above); every warm-up brings $w_0$'s weight down within a few dozen
+# steps. The left panel shows why: each warm-up gives the newest weights a much larger
+# share at first.
+#
+# What that memory does to a real trajectory: deterministic GD on $f = \frac{1}{2} w^2$ with
+# $\eta = 0.01$ from $w_0 = 1$ reaches $w \approx 0$ after a few hundred steps; the
+# un-warmed average is still dragged toward $w_0$ long after.
 
 # %%
 slow = r.Quadratic(np.array([[1.0]]))
@@ -408,13 +465,13 @@ for name in ("none", "timm", "linear"):
                   steps=T_TRAJ, record_params=True)
     traj[name] = rec.averages[:, 0]
     iterate = rec.params[:, 0]
-fig, ax = plt.subplots(figsize=(6.4, 4.2))
-ax.plot(iterate, color="k", lw=2, label="iterate w_t")
+fig, ax = plt.subplots(figsize=(8, 4.6))
+ax.plot(iterate, color="k", lw=2, label="iterate $w_t$")
 for k, name in enumerate(("none", "timm", "linear")):
     ax.plot(traj[name], color=f"C{[0, 1, 3][k]}", label=f"EMA average, warm-up {name}")
-ax.set_xlabel("step t")
-ax.set_ylabel("w")
-ax.set_title(f"GD on w^2/2 (lr 0.01) and its EMA (rho = {RHO})")
+ax.set_xlabel("step $t$")
+ax.set_ylabel("$w$")
+ax.set_title(rf"GD on $w^2/2$ ($\eta = 0.01$) and its EMA ($\rho = {RHO}$)")
 ax.legend()
 tut.figure(fig, "warmup_trajectory", "Without warm-up the average keeps w0's memory for "
            "about 1/(1 - rho) steps and trails far behind the iterate; timm's warm-up "
@@ -423,19 +480,38 @@ tut.number("average at step 1000, no warm-up", traj["none"][1000], "", ".4f")
 tut.number("average at step 1000, timm warm-up", traj["timm"][1000], "", ".2e")
 
 # %% [markdown]
+# The black iterate is near 0 by step 500; compare the blue average (no warm-up), still far
+# above it at step 1000 (the numbers above), with the orange and red ones (warm-ups), which
+# follow the iterate closely.
+#
 # ## 3. Debiasing a zero-started EMA
 #
-# optax starts the average at zero. After `n` updates with decays `delta_1 .. delta_n` the raw
-# buffer is `sum_j (1 - delta_j) Q_j w_j` with `Q_j = delta_(j+1) ... delta_n`: a weighted sum
-# whose weights add up to `1 - P_n` (`P_n` the product of all decays), not to 1. So the raw
-# buffer is shrunk toward 0 by the factor `1 - P_n` (`1 - rho^n` without warm-up).
-# `start="zeros"` reports `ema / (1 - P_n)` instead (claim EMA-debias): a weighted average
-# with weights summing to exactly 1, so a constant is reproduced at every step. The proof
-# gives the rounding bound `|average - c| <= (n + 3 + (n - 1) P / (2 (1 - P))) eps |c|`.
+# optax starts the average at zero. After $n$ updates with decays
+# $\delta_1, \dots, \delta_n$ the raw buffer is
 #
-# Comparing with the copy start, whose weights are the same plus `P_n` on `w0`, gives an
-# exact identity: **debiased zero start = (copy start - P_n w0) / (1 - P_n)**. Debiasing
-# is forgetting `w0` and renormalising.
+# $$
+# m_n = \sum_{j=1}^{n} (1 - \delta_j)\, Q_j\, w_j , \qquad
+# Q_j = \delta_{j+1} \cdots \delta_n ,
+# $$
+#
+# a weighted sum whose weights add up to $1 - P_n$ ($P_n$ the product of all decays), not
+# to 1. So the raw buffer is shrunk toward 0 by the factor $1 - P_n$ ($1 - \rho^n$ without
+# warm-up). `start="zeros"` reports $\hat m_n = m_n / (1 - P_n)$ instead (claim
+# EMA-debias): a weighted average with weights summing to exactly 1, so a constant $c$ is
+# reproduced at every step. The proof gives the rounding bound
+#
+# $$
+# |\hat m_n - c| \le \left(n + 3 + \frac{(n - 1)\, P_n}{2 (1 - P_n)}\right) \varepsilon\, |c| .
+# $$
+#
+# Comparing with the copy start, whose weights are the same plus $P_n$ on $w_0$, gives an
+# exact identity:
+#
+# $$
+# \text{debiased zero start} = \frac{\text{copy start} - P_n\, w_0}{1 - P_n} .
+# $$
+#
+# Debiasing is forgetting $w_0$ and renormalising.
 
 # %%
 C, N_DB, RHO_DB = 3.7, 400, 0.99
@@ -460,7 +536,7 @@ tut.number("max |debiased - c| / (eps c)", np.max(np.abs(debiased[1:] - C)) / (E
 tut.number("raw zero-start buffer after 10 steps / c (= 1 - 0.99^10)", raw[10] / C, "", ".5f")
 
 # %% [markdown]
-# The raw buffer against the exact `(1 - rho^t) c`, computed in rationals.
+# The raw buffer against the exact $(1 - \rho^t)\, c$, computed in rationals.
 
 # %%
 # raw vs the exact m_n = (1 - rho^n) c (rho the float 0.99, in rationals): an update rounds
@@ -499,23 +575,23 @@ tut.number("max |zeros-debiased - (copy - P w0)/(1 - P)|", np.max(np.abs(zero_av
            "", ".2g")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-axes[0].plot(n, raw / C, color="C3", label="zero start, raw: 1 - rho^t")
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+axes[0].plot(n, raw / C, color="C3", label=r"zero start, raw: $1 - \rho^t$")
 axes[0].plot(n, debiased / C, color="C2", lw=2, label="zero start, debiased")
-axes[0].axhline(1.0, color="k", ls=":", lw=1, label="the constant c")
-axes[0].set_xlabel("step t")
-axes[0].set_ylabel("average / c")
-axes[0].set_title(f"EMA of a constant, rho = {RHO_DB}")
-axes[0].legend(fontsize=8)
+axes[0].axhline(1.0, color="k", ls=":", lw=1.5, label="the constant $c$")
+axes[0].set_xlabel("step $t$")
+axes[0].set_ylabel("average / $c$")
+axes[0].set_title(rf"EMA of a constant, $\rho = {RHO_DB}$")
+axes[0].legend(loc="lower right")
 tt = np.arange(T_ID + 1)
 axes[1].plot(tt, runs_start["copy"].params[:, 0], color="0.7", lw=0.8, label="iterate (noisy SGD)")
 axes[1].plot(tt, copy_avg, color="C0", label="copy start")
 axes[1].plot(tt[1:], zero_avg[1:], color="C2", lw=2, label="zero start, debiased")
 axes[1].plot(tt[1:], zero_avg[1:] * (1 - P[1:]), color="C3", label="zero start, raw")
-axes[1].set_xlabel("step t")
-axes[1].set_ylabel("w")
-axes[1].set_title(f"Noisy quadratic from w0 = {W0[0]:g}, rho = {RHO_DB}")
-axes[1].legend(fontsize=8)
+axes[1].set_xlabel("step $t$")
+axes[1].set_ylabel("$w$")
+axes[1].set_title(rf"Noisy quadratic, $w_0 = {W0[0]:g}$, $\rho = {RHO_DB}$")
+axes[1].legend()
 fig.tight_layout()
 tut.figure(fig, "debias", "Left: the raw zero-start EMA of a constant rises as 1 - rho^t; the "
            "debiased one is the constant from step 1. Right: on a noisy run the copy start "
@@ -523,31 +599,40 @@ tut.figure(fig, "debias", "Left: the raw zero-start EMA of a constant rises as 1
            "recent iterates.")
 
 # %% [markdown]
+# Left, the red raw curve rises as $1 - \rho^t$ and is still only at $1 - e^{-1} \approx 63\%$
+# of the constant after $\frac{1}{1 - \rho} = 100$ steps, while the green debiased one is
+# on it from the first step. Right, the three averages differ most early on: blue
+# remembers $w_0$ longest, red is pulled toward 0, green follows the recent iterates; by
+# the end they have met.
+
+# %% [markdown]
 # ## What we checked
 #
-# - The lag of `filters.ema` on the ramp `x_t = t` equals `rho/(1-rho) (1 - rho^t)` for each
-#   rho within the derived rounding bound, and the off-by-one formula `1/(1-rho)` is
-#   rejected by the same bound.
+# - The lag of `filters.ema` on the ramp $x_t = t$ equals $\frac{\rho}{1 - \rho}(1 - \rho^t)$
+#   for each $\rho$ within the derived rounding bound, and the off-by-one formula
+#   $\frac{1}{1 - \rho}(1 - \rho^t)$ is rejected by the same bound.
 # - `refimpl.EMA` over SGD is `filters.ema` applied to the weight sequence, bit for bit.
-# - On white noise the sample variance of the EMA lies in the exact chi-square interval of
-#   `(1-rho)^2 (1-rho^(2t)) / (1-rho^2)` (total false alarm 1e-6) for every rho, and the
-#   variance without the `(1-rho)^2` factor is rejected.
+# - On white noise the sample variance of the EMA lies in the exact $\chi^2$ interval of
+#   $\frac{(1 - \rho)^2 (1 - \rho^{2t})}{1 - \rho^2}$ (total false alarm $10^{-6}$) for every
+#   $\rho$, and the variance without the $(1 - \rho)^2$ factor is rejected.
 # - On the noisy quadratic model, the means and variances of `refimpl.train`'s iterate and
 #   EMA average agree with `theory.moments` at steps 5, 50 and the end (exact Gaussian and
-#   chi-square tests, total false alarm 1e-6); the iterate's variance passed off as the
+#   $\chi^2$ tests, total false alarm $10^{-6}$); the iterate's variance passed off as the
 #   average's is rejected; `theory.stationary` matches the closed-form variances within
-#   the derived bound `18 eps cond(K) |S| / entry + 16 eps`; the average's stationary loss
-#   is below the iterate's while its early loss is above.
-# - `w0`'s weight in a copy-started average is the cumulative product of `EMA.decay_at`,
-#   bit for bit, for every warm-up; without warm-up it is `rho^t` to `(t+1) eps` relative;
-#   the timm warm-up drops it to 0 after one step; the constant warm-up gives
-#   `(q rho)^min(t, T+1) rho^max(t-T-1, 0)` to `(t/2 + 3) eps` relative, and the
-#   off-by-one reading with `T` warm-up steps is rejected.
+#   the derived bound $18\, \varepsilon \operatorname{cond}(K)\, \|S\| / \text{entry} +
+#   16\, \varepsilon$; the average's stationary loss is below the iterate's while its early
+#   loss is above.
+# - $w_0$'s weight in a copy-started average is the cumulative product of `EMA.decay_at`,
+#   bit for bit, for every warm-up; without warm-up it is $\rho^t$ to $(t + 1)\, \varepsilon$
+#   relative; the timm warm-up drops it to 0 after one step; the constant warm-up gives
+#   $(q \rho)^{\min(t,\, T + 1)} \rho^{\max(t - T - 1,\, 0)}$ to
+#   $(t/2 + 3)\, \varepsilon$ relative, and the off-by-one reading with $T$ warm-up steps is
+#   rejected.
 # - The debiased zero-start EMA of a constant is 0 before the first update and the
-#   constant within the EMA-debias bound after; the raw buffer is `(1 - rho^t) c` (exact
-#   `rho^t`) to `t eps` relative.
-# - Debiased zero start = (copy start - `P_t w0`) / (1 - `P_t`) within a derived bound; the
-#   plain copy start is rejected.
+#   constant within the EMA-debias bound after; the raw buffer is $(1 - \rho^t)\, c$ (exact
+#   $\rho^t$) to $t\, \varepsilon$ relative.
+# - Debiased zero start $= \frac{\text{copy start} - P_t w_0}{1 - P_t}$ within a derived
+#   bound; the plain copy start is rejected.
 
 # %%
 tut.check(lag_ok, "EMA lag on a linear trend equals rho/(1-rho) (1 - rho^t) within the "

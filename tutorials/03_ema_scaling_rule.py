@@ -1,22 +1,31 @@
 # %% [markdown]
 # # The EMA Scaling Rule
 #
-# When you make the batch `κ` times larger, SGD's linear scaling rule multiplies the
-# learning rate by `κ`. A model EMA of the weights needs its own rule: its decay `ρ`
-# becomes `ρ^κ` (Busbridge et al. 2023, "How to Scale Your EMA"). This lesson shows,
-# with the *exact* moments of the noisy quadratic model (NQM), that
+# When you make the batch $\kappa$ times larger, SGD's linear scaling rule multiplies the
+# learning rate by $\kappa$. A model EMA of the weights needs its own rule: its decay
+# $\rho$ becomes $\rho^\kappa$ (Busbridge et al. 2023, "How to Scale Your EMA"; see
+# [sources](../proofs/sources.md#ema-scaling-rule)):
 #
-# 1. with the rule the scaled runs follow the same trajectory against samples seen;
-# 2. without it (only the learning rate scaled) the EMA is off by a gap that does not
-#    shrink as the learning rate goes to 0, while with it the gap is first order in
-#    `κ η` and halves when `η` halves;
-# 3. the rule is a small-learning-rate statement: it fails as `κ η h_max` approaches
-#    SGD's stability limit 2, and past the limit the scaled run diverges.
+# $$
+# (B,\ \eta,\ \rho) \;\to\; (\kappa B,\ \kappa \eta,\ \rho^\kappa),
+# \qquad \text{scaled step } j \;\leftrightarrow\; \text{base step } \kappa j .
+# $$
 #
-# Prerequisites: SGD on a quadratic, what an EMA of the weights is. It illustrates claim
-# **EMA-scale** of `proofs/ema.md` (and uses **EMA-lyapunov**, the exact moment
-# recursion of `refimpl.theory`). Notation: `η` learning rate, `ρ` EMA decay, `κ` batch
-# multiplier, `h` a curvature (an eigenvalue of the Hessian).
+# You will learn, with the *exact* moments of the noisy quadratic model (NQM):
+#
+# 1. that with the rule the scaled runs follow the same trajectory against samples seen;
+# 2. why $\rho^\kappa$: without it (only the learning rate scaled) the EMA is off by a gap
+#    that does not shrink as the learning rate goes to 0, while with it the gap is first
+#    order in $\kappa \eta$ and halves when $\eta$ halves (the SDE view of the rule);
+# 3. where the rule stops working: it is a small-learning-rate statement that fails as
+#    $\kappa \eta h_{\max}$ approaches SGD's stability limit 2, and past the limit the
+#    scaled run diverges.
+#
+# Prerequisites: SGD on a quadratic (tutorial 01), what an EMA of the weights is
+# (tutorial 02). It illustrates claim **EMA-scale** of [proofs/ema.md](../proofs/ema.md)
+# (and uses **EMA-lyapunov**, the exact moment recursion of `refimpl.theory`). Notation:
+# $\eta$ learning rate (`lr` in code), $\rho$ EMA decay, $\kappa$ batch multiplier, $h$ a
+# curvature (an eigenvalue of the Hessian), $h_{\max}$ the largest one.
 
 # %%
 import matplotlib.pyplot as plt
@@ -36,23 +45,35 @@ tut = Tutorial(
           "kappa lr h_max of 1/2), while keeping rho leaves an EMA gap that tends to a "
           "nonzero limit (its distance to the SDE limit halves with lr); the rule's "
           "stationary variances drift apart as kappa lr h_max approaches 2 and the scaled "
-          "run is unstable exactly from kappa lr h_max = 2.")
+          "run is unstable exactly from kappa lr h_max = 2.",
+    idea=r"When the batch grows $\kappa$-fold, scale the learning rate by $\kappa$ *and* "
+         r"raise the EMA decay to $\rho^\kappa$: one scaled step then does the work of "
+         r"$\kappa$ base steps, for the weights and for their average, up to an error "
+         r"that is first order in $\kappa \eta$. Keeping $\rho$ makes the EMA forget "
+         r"$\kappa$ times too slowly, an error that no small learning rate removes; and "
+         r"no rule survives $\kappa \eta h_{\max} \ge 2$, where SGD itself diverges.",
+    formula=r"(B,\ \eta,\ \rho) \to (\kappa B,\ \kappa \eta,\ \rho^\kappa), \qquad "
+            r"\frac{1 - \rho^\kappa}{\kappa \eta} = \frac{1 - \rho}{\eta} + O(\kappa \eta)",
+)
 FAST = tut.fast
 EPS = np.finfo(np.float64).eps
 
 # %% [markdown]
 # ## The setup
 #
-# The NQM: loss `½ Σ h_i (w_i - w*_i)²`, and a mini-batch of size `B` returns the
-# gradient `h (w - w*) + ξ` with `Var ξ_i = c_i / B` (here `c = h`). Two directions,
-# a sharp one `h = 1` and a flat one `h = 0.3`, start at `w0 = (1, 1)`, `w* = 0`.
+# The NQM: the loss is $\frac{1}{2} \sum_i h_i (w_i - w^*_i)^2$, and a mini-batch of
+# size $B$ returns the gradient $h_i (w_i - w^*_i) + \xi_i$ with
+# $\operatorname{Var} \xi_i = c_i / B$ (here $c = h$). Two directions, a sharp one
+# $h = 1$ and a flat one $h = 0.3$, start at $w_0 = (1, 1)$, $w^* = 0$.
 #
-# The EMA's decay is tied to the learning rate, `ρ = 1 - α η` with `α = 1.5`: the
-# EMA then forgets at a fixed rate *per unit of training time* `t = η · steps`, which
-# is the regime where an SDE limit exists and the rule is derived. The same setup as
-# `tests/test_claims_ema.py`, so the numbers below reproduce `proofs/ema.md`.
+# The EMA's decay is tied to the learning rate, $\rho = 1 - \alpha \eta$ with
+# $\alpha = 1.5$: the EMA then forgets at a fixed rate *per unit of training time*
+# $t = \eta \cdot \text{steps}$, which is the regime where an SDE limit exists and the rule
+# is derived. The same setup as `tests/test_claims_ema.py`, so the numbers below
+# reproduce [proofs/ema.md](../proofs/ema.md).
 #
-# `scale_optimizer(opt, κ)` applies the rule: `lr → κ lr`, `decay → decay^κ`.
+# `scale_optimizer(opt, kappa)` applies the rule: $\eta \to \kappa \eta$,
+# $\rho \to \rho^\kappa$ (and `scale_decay` the second half alone).
 
 # %%
 H = np.array([1.0, 0.3])      # h_max = 1
@@ -78,11 +99,11 @@ print("decay^4 by scale_decay:", scale_decay(1 - ALPHA * 0.025, 4))
 # %% [markdown]
 # ## Matched trajectories
 #
-# `theory.moments` gives the exact mean and variance of `w` and of the EMA after every
+# `theory.moments` gives the exact mean and variance of $w$ and of the EMA after every
 # step (they are exactly Gaussian: the recursion is linear in the noise). We run the
-# base (`κ = 1`, `η = 0.025`) and its scaled versions for `κ = 2, 4, 8` over the same
-# number of *samples* (`step · κ B`), and plot them against samples seen. If the rule
-# works, the curves lie on top of each other.
+# base ($\kappa = 1$, $\eta = 0.025$) and its scaled versions for $\kappa = 2, 4, 8$ over
+# the same number of *samples* ($\text{step} \cdot \kappa B$), and plot them against
+# samples seen. If the rule works, the curves lie on top of each other.
 
 # %%
 LR0 = 0.025
@@ -98,13 +119,15 @@ colors = dict(zip(KAPPAS, ("k", "tab:blue", "tab:orange", "tab:green")))
 for kappa, m in runs.items():
     samples = np.arange(m.steps + 1) * kappa * B
     ax1.plot(samples, m.mean_w[:, 0], ":", color=colors[kappa])
-    ax1.plot(samples, m.mean_avg[:, 0], "-", color=colors[kappa], label=f"κ = {kappa}")
+    ax1.plot(samples, m.mean_avg[:, 0], "-", color=colors[kappa], label=f"$\\kappa = {kappa}$")
     ax2.plot(samples, m.var_w[:, 0], ":", color=colors[kappa])
-    ax2.plot(samples, m.var_avg[:, 0], "-", color=colors[kappa], label=f"κ = {kappa}")
-ax1.set(xlabel="samples seen (step · κB)", ylabel="E w (dotted), E EMA (solid)",
-        title="mean, direction h = 1")
-ax2.set(xlabel="samples seen (step · κB)", ylabel="Var w (dotted), Var EMA (solid)",
-        title="variance, direction h = 1")
+    ax2.plot(samples, m.var_avg[:, 0], "-", color=colors[kappa], label=f"$\\kappa = {kappa}$")
+ax1.set(xlabel=r"samples seen ($\mathrm{step} \cdot \kappa B$)",
+        ylabel=r"$\mathbb{E}\,w$ (dotted), $\mathbb{E}\,\mathrm{EMA}$ (solid)",
+        title=r"mean, direction $h = 1$")
+ax2.set(xlabel=r"samples seen ($\mathrm{step} \cdot \kappa B$)",
+        ylabel=r"$\mathrm{Var}\,w$ (dotted), $\mathrm{Var}\,\mathrm{EMA}$ (solid)",
+        title=r"variance, direction $h = 1$")
 ax1.legend()
 ax2.legend(loc="lower right")
 tut.figure(fig, "matched_trajectories",
@@ -113,9 +136,16 @@ tut.figure(fig, "matched_trajectories",
            "when plotted against samples seen.")
 
 # %% [markdown]
-# How close is "nearly"? At matched times (base step `κ j` against scaled step `j`)
-# take the largest difference, for the EMA's mean (in units of `|w0 - w*| = 1`) and
-# its variance (relative to the base run's largest variance).
+# Look at how close the four colours stay: a run that takes 8 times fewer, 8 times larger
+# steps ($\kappa = 8$, green) tracks the base run (black) in both panels, for the weights
+# (dotted) and for the EMA (solid), which trails them. The small spread grows with
+# $\kappa$ (green is furthest off): that is the first-order error we measure next.
+
+# %% [markdown]
+# How close is "nearly"? At matched times (base step $\kappa j$ against scaled step $j$,
+# i.e. `base[::kappa]` against `scaled`) take the largest difference, for the EMA's mean
+# (in units of $|w_0 - w^*| = 1$) and its variance (relative to the base run's largest
+# variance).
 
 # %%
 def gaps(m1, m2, kappa):
@@ -138,12 +168,12 @@ for kappa in KAPPAS[1:]:
 # ## A Monte Carlo sanity layer
 #
 # The exact moments are derived from the optimizers' documented updates, not read off
-# the code. So check them against the code: many seeded runs of `refimpl.train` of
-# the `κ = 4` run. Because the iterate is exactly Gaussian, the sample mean is
-# `N(mean, var / R)` and `(R - 1) s² / var` is chi-square with `R - 1` degrees of
-# freedom, *exactly*. Each point gets a two-sided test at level `10⁻⁶ / (2 m)` for
-# `m` points (Bonferroni), so a correct theory fails any of them with probability at
-# most `10⁻⁶`.
+# the code. So check them against the code: $R$ seeded runs of `refimpl.train` of the
+# $\kappa = 4$ run. Because the EMA is exactly Gaussian, with mean $\mu_n$ and variance
+# $v_n$ at step $n$, the sample mean is $\mathcal{N}(\mu_n, v_n / R)$ and
+# $(R - 1)\, s^2 / v_n$ is $\chi^2$ with $R - 1$ degrees of freedom, *exactly*. Each
+# point gets a two-sided test at level $10^{-6} / (2m)$ for $m$ points (Bonferroni), so a
+# correct theory fails any of them with probability at most $10^{-6}$.
 
 # %%
 RUNS = 400 if FAST else 2000
@@ -173,34 +203,55 @@ fig, ax = plt.subplots(figsize=(6.4, 4.2))
 samples = np.arange(m4.steps + 1) * KAPPA_MC * B
 sd = np.sqrt(m4.var_avg[:, 0])
 ax.fill_between(samples, m4.mean_avg[:, 0] - sd, m4.mean_avg[:, 0] + sd, color="tab:orange",
-                alpha=0.25, label="exact mean ± 1 sd of one run")
+                alpha=0.25, label=r"exact mean $\pm$ 1 sd of one run")
 ax.plot(samples, m4.mean_avg[:, 0], color="tab:orange", label="exact mean (theory)")
 ax.errorbar(samples[ROWS], avgs[:, ROWS, 0].mean(0),
             yerr=3 * avgs[:, ROWS, 0].std(0, ddof=1) / np.sqrt(RUNS), fmt="o", ms=4,
-            color="k", label=f"mean of {RUNS} seeded runs ± 3 s.e.")
+            color="k", label=f"mean of {RUNS} seeded runs $\\pm$ 3 s.e.")
 ax.plot(samples, avgs[0, :, 0], color="0.5", lw=0.8, label="one run (seed 0)")
-ax.set(xlabel="samples seen (step · κB)", ylabel="EMA of w, direction h = 1",
-       title=f"κ = {KAPPA_MC}: exact moments against refimpl.train")
-ax.legend()
+ax.set(xlabel=r"samples seen ($\mathrm{step} \cdot \kappa B$)",
+       ylabel=r"EMA of $w$, direction $h = 1$",
+       title=f"$\\kappa = {KAPPA_MC}$: exact moments against refimpl.train",
+       ylim=(-0.1, 1.4))
+ax.legend(loc="upper right")
 tut.figure(fig, "monte_carlo",
            "The κ = 4 run's EMA: exact mean and one-sd band from refimpl.theory, and the "
            "mean of the seeded train() runs with 3-standard-error bars, which sit on the "
            "exact curve.")
 
 # %% [markdown]
+# The black dots (Monte Carlo means) sit on the orange curve (theory) within their bars,
+# while a single run (grey) wanders inside the shaded band: the theory predicts the
+# distribution of runs, not one run.
+
+# %% [markdown]
 # ## Without the rule the gap does not go away
 #
-# Why `ρ^κ`? In time `t = η · steps`, SGD with batch `B` and step `η` is the Euler
-# scheme of one SDE; the scaled run with `κB` and `κη` is the *same* SDE discretized
-# `κ` times more coarsely (the per-step noise variance `(κη)² σ² / (κB)` is `κ` times
-# the base's, and so is its step). The EMA's rate per unit time is `(1 - ρ) / η = α`.
-# With `ρ^κ` the scaled rate is `(1 - ρ^κ) / (κη) = α + O(κη)`: the same SDE, so the
-# gap is the Euler error `(κ - 1) η C`, first order. Keeping `ρ` gives the rate
-# `α / κ`: a *different* SDE, and the gap tends to the distance between the two SDE
-# solutions, which for the mean is `max_t |Z_α(t) - Z_{α/κ}(t)|` with
-# `Z_β(t) = (β e^(-ht) - h e^(-βt)) / (β - h)` (the EMA of gradient flow).
+# Why $\rho^\kappa$? In time $t = \eta \cdot \text{steps}$, SGD with batch $B$ and step
+# $\eta$ is the Euler scheme of one SDE; the scaled run with $\kappa B$ and $\kappa \eta$
+# is the *same* SDE discretized $\kappa$ times more coarsely (the per-step noise variance
+# $(\kappa \eta)^2 \sigma^2 / (\kappa B)$ is $\kappa$ times the base's, and so is its
+# step). The EMA's rate per unit time is $\frac{1 - \rho}{\eta} = \alpha$. With the rule
+# the scaled rate is
 #
-# We measure both gaps on a grid of `κ η h_max` fixed in advance.
+# $$
+# \frac{1 - \rho^\kappa}{\kappa \eta} = \frac{1 - (1 - \alpha \eta)^\kappa}{\kappa \eta}
+# = \alpha + O(\kappa \eta)
+# $$
+#
+# (exercise 03.2 finds the first-order term), the same SDE to first order, so the gap is
+# the Euler error $(\kappa - 1)\, \eta\, C$,
+# first order. Keeping $\rho$ gives the rate $\frac{1 - \rho}{\kappa \eta} = \alpha / \kappa$:
+# a *different* SDE, and the gap tends to the distance between the two SDE solutions,
+# which for the mean is $\max_t |Z_\alpha(t) - Z_{\alpha/\kappa}(t)|$ with
+#
+# $$
+# Z_\beta(t) = \frac{\beta e^{-ht} - h e^{-\beta t}}{\beta - h}
+# $$
+#
+# (the EMA, at rate $\beta$, of gradient flow $e^{-ht}$ started at 1).
+#
+# We measure both gaps on a grid of $x = \kappa \eta h_{\max}$ fixed in advance.
 
 # %%
 LEVELS = (0.2, 0.1, 0.05, 0.025) if FAST else (0.2, 0.1, 0.05, 0.025, 0.0125)
@@ -260,48 +311,60 @@ mr = theory.moments(nqm(kappa), scale_optimizer(base_run(lr), kappa), w0=W0, ste
 mk = theory.moments(nqm(kappa), r.EMA(r.SGD(lr=kappa * lr), decay=1 - ALPHA * lr),
                     w0=W0, steps=n)
 ax1.plot(np.arange(kappa * n + 1) * B, mb.mean_avg[:, 0], "k", lw=3, alpha=0.4,
-         label="base, κ = 1")
+         label=r"base, $\kappa = 1$")
 ax1.plot(np.arange(n + 1) * kappa * B, mr.mean_avg[:, 0], "tab:green",
-         label=f"κ = {kappa}, ρ → ρ^κ")
+         label=f"$\\kappa = {kappa}$, $\\rho \\to \\rho^\\kappa$")
 ax1.plot(np.arange(n + 1) * kappa * B, mk.mean_avg[:, 0], "tab:red", ls="--",
-         label=f"κ = {kappa}, ρ kept")
-ax1.set(xlabel="samples seen", ylabel="E EMA, direction h = 1",
-        title=f"EMA mean at κη = {LEVELS[-1]}")
+         label=f"$\\kappa = {kappa}$, $\\rho$ kept")
+ax1.set(xlabel="samples seen", ylabel=r"$\mathbb{E}\,\mathrm{EMA}$, direction $h = 1$",
+        title=f"EMA mean at $\\kappa \\eta = {LEVELS[-1]}$")
 ax1.legend()
 for k, mark in zip(KAPPAS_GAP, ("o", "s")):
     ax2.loglog(LEVELS, [with_rule[k, x]["avg_mean"] for x in LEVELS], "-" + mark,
-               color="tab:green", label=f"ρ → ρ^κ, κ = {k}")
+               color="tab:green", label=f"$\\rho \\to \\rho^\\kappa$, $\\kappa = {k}$")
     ax2.loglog(LEVELS, [keep_rho[k, x]["avg_mean"] for x in LEVELS], "--" + mark,
-               color="tab:red", label=f"ρ kept, κ = {k}")
-ax2.set(xlabel="κ η h_max", ylabel="largest matched-time gap of E EMA",
+               color="tab:red", label=f"$\\rho$ kept, $\\kappa = {k}$")
+ax2.set(xlabel=r"$\kappa \eta h_{\max}$",
+        ylabel=r"largest gap of $\mathbb{E}\,\mathrm{EMA}$ at matched times",
         title="gap against learning rate")
 ax2.minorticks_off()
 ax2.set_xticks(LEVELS, labels=[str(x) for x in LEVELS])
-ax2.legend(fontsize=8)
+ax2.legend()
 tut.figure(fig, "without_the_rule",
            "Left: keeping ρ makes the scaled run's EMA lag far behind the base run, even "
            "at a small learning rate. Right: the EMA mean gap against κη on log-log axes: "
-           "slope 1 with the rule (halving η halves it), flat without it.")
+           "slope 1 with the rule (halving η halves it), flat without it.", key=True)
 
 # %% [markdown]
-# The printed slopes say it: with the rule the gap is first order in `κη` (slope near
-# 1, and the gap divided by `(κ - 1) η` is nearly the same number at every `κ`, the
-# `κ`-independent constant `C` of the Euler error); keeping `ρ` the slope is near 0
-# and the gap approaches the SDE limit printed above, not zero: the column
-# `limit - gap(keep)` halves with `κη`.
+# On the left, the green curve (the rule) hides the grey base run, while the red one
+# (decay kept) decays visibly more slowly. On the right, read the slopes: the green lines
+# fall one decade per decade of $\kappa \eta$, the red ones stay flat.
+
+# %% [markdown]
+# The printed slopes say it: with the rule the gap is first order in $\kappa \eta$ (slope
+# near 1, and the gap divided by $(\kappa - 1)\, \eta$ is nearly the same number at every
+# $\kappa$, the $\kappa$-independent constant $C$ of the Euler error); keeping $\rho$ the
+# slope is near 0 and the gap approaches the SDE limit printed above, not zero: the
+# column `limit - gap(keep)` halves with $\kappa \eta$.
 #
 # ## The halving test, and what it tells apart
 #
-# "First order" is checked by halving. With `x = κ η h_max` (`h_max = 1`), a gap
-# `a x + b x² + ...` has `R = gap(x/2) / gap(x) = 1/2 - (b / 4a) x + O(x²)`. The test
-# `|R - 1/2| ≤ x` asks that the coefficient `c = (R - 1/2) / x` obey `|c| ≤ 1`: a
-# second-order term at most about four times the first at unit step. That bound is a
-# choice, not a theorem (nothing here bounds `b / a` in advance), so we print the
-# measured `c` to show the room it leaves, and the orders it tells apart: a gap of order
-# `p` has `R → 2^(-p)` and passes the finest pair only for `p` in the printed interval.
-# The keep-`ρ` gap's distance to its SDE limit is an Euler error too (each run is within
-# `O(κη)` of its own SDE), so it must pass the same test; the keep-`ρ` gap itself, which
-# tends to a nonzero limit, must fail it.
+# "First order" is checked by halving. With $x = \kappa \eta h_{\max}$ ($h_{\max} = 1$), a
+# gap $a x + b x^2 + \dots$ has
+#
+# $$
+# R = \frac{\text{gap}(x/2)}{\text{gap}(x)} = \frac{1}{2} - \frac{b}{4a}\, x + O(x^2) .
+# $$
+#
+# The test $|R - \frac{1}{2}| \le x$ asks that the coefficient
+# $c = (R - \frac{1}{2}) / x$ obey $|c| \le 1$: a second-order term at most about four
+# times the first at unit step. That bound is a choice, not a theorem (nothing here
+# bounds $b / a$ in advance), so we print the measured $c$ to show the room it leaves,
+# and the orders it tells apart: a gap of order $p$ has $R \to 2^{-p}$ and passes the
+# finest pair only for $p$ in the printed interval. The keep-$\rho$ gap's distance to its
+# SDE limit is an Euler error too (each run is within $O(\kappa \eta)$ of its own SDE), so
+# it must pass the same test; the keep-$\rho$ gap itself, which tends to a nonzero
+# limit, must fail it.
 
 # %%
 GAP_KEYS = ("avg_mean", "avg_var", "w_mean", "w_var")
@@ -335,13 +398,21 @@ print(f"orders p passing at the finest pair (x = {x_fine}): "
 # %% [markdown]
 # ## Where the rule breaks down
 #
-# The rule is first order in `κη`. Push `κ` up at a fixed base run (`η = 0.1`,
-# `ρ = 0.85`, `h_max = 1`) and compare the *stationary* variances (from
-# `theory.stationary`, the solution of a discrete Lyapunov equation) of the scaled and
-# the base run. For SGD the ratio is exactly `(2 - η h) / (2 - κ η h)`; it blows up as
-# `κ η h → 2`. There the per-step factor `1 - κ η h` reaches `-1`: the spectral radius
-# of the scaled run's map is `max_i(|1 - κ η h_i|, ρ^κ)`, and the run is stable iff it
-# is below 1.
+# The rule is first order in $\kappa \eta$. Push $\kappa$ up at a fixed base run
+# ($\eta = 0.1$, $\rho = 0.85$, $h_{\max} = 1$) and compare the *stationary* variances
+# (from `theory.stationary`, the solution of a discrete Lyapunov equation) of the scaled
+# and the base run. SGD's stationary variance in a direction $h$ with gradient-noise
+# variance $\sigma^2 = c / B$ is $V = \frac{\eta \sigma^2}{h (2 - \eta h)}$; the scaled run
+# has $\kappa \eta$ and $\sigma^2 / \kappa$, so the ratio is exactly
+#
+# $$
+# \frac{V_\kappa}{V_1} = \frac{2 - \eta h}{2 - \kappa \eta h} ,
+# $$
+#
+# which blows up as $\kappa \eta h \to 2$. There the per-step factor $1 - \kappa \eta h$
+# reaches $-1$: the spectral radius of the scaled run's map is
+# $\max\left(\max_i |1 - \kappa \eta h_i|,\ \rho^\kappa\right)$, and the run is stable iff
+# it is below 1.
 
 # %%
 LR_B, RHO_B = 0.1, 0.85
@@ -374,18 +445,19 @@ tut.number("spectral radius at kappa = 2 / (lr h_max) = 20", radius[kappa_grid =
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
 limit = 2.0 / (LR_B * H.max())
-ax1.semilogy(stable, ratio_w, "o-", ms=4, label="Var w")
-ax1.semilogy(stable, ratio_avg, "s-", ms=4, label="Var EMA")
-ax1.semilogy(stable, (2 - LR_B) / (2 - stable * LR_B), "k:", label="(2 - ηh) / (2 - κηh)")
-ax1.axvline(limit, color="tab:red", ls="--", label="stability limit κηh_max = 2")
+ax1.semilogy(stable, ratio_w, "o-", ms=4, label=r"$\mathrm{Var}\,w$")
+ax1.semilogy(stable, ratio_avg, "s-", ms=4, label=r"$\mathrm{Var}\,\mathrm{EMA}$")
+ax1.semilogy(stable, (2 - LR_B) / (2 - stable * LR_B), "k:",
+             label=r"$\dfrac{2 - \eta h}{2 - \kappa \eta h}$")
+ax1.axvline(limit, color="tab:red", ls="--", label=r"limit $\kappa \eta h_{\max} = 2$")
 ax1.axhline(1.0, color="0.6", lw=0.8)
-ax1.set(xlabel="κ", ylabel="stationary variance, scaled / base (h = 1)",
+ax1.set(xlabel=r"$\kappa$", ylabel=r"stationary variance, scaled / base ($h = 1$)",
         title="the rule's stationary variances drift apart", xlim=(0, 25))
 ax1.legend()
 ax2.plot(kappa_grid, radius, "o-", ms=4, color="tab:purple")
 ax2.axhline(1.0, color="tab:red", ls="--", label="radius 1")
-ax2.axvline(limit, color="tab:red", ls=":", label="κηh_max = 2")
-ax2.set(xlabel="κ", ylabel="spectral radius of the scaled run's map",
+ax2.axvline(limit, color="tab:red", ls=":", label=r"$\kappa \eta h_{\max} = 2$")
+ax2.set(xlabel=r"$\kappa$", ylabel="spectral radius of the scaled run's map",
         title="stability of the scaled run")
 ax2.legend()
 tut.figure(fig, "breakdown",
@@ -394,10 +466,17 @@ tut.figure(fig, "breakdown",
            "Right: the spectral radius max(|1 - κη h_i|, ρ^κ) crosses 1 exactly at κ = 20.")
 
 # %% [markdown]
-# Past the limit the scaled run diverges. At `κ = 20` the factor is exactly `-1`: the
-# variance of `w` in the sharp direction neither settles nor explodes but grows like
-# `n (κη)² σ²`, i.e. exactly `n / 20` here. At `κ = 21` it grows by `1.1² = 1.21` per
-# step, and a long enough `train` run overflows; at `κ = 19` it does not.
+# On the left the measured ratios (markers) lie on the closed form (dotted) and leave 1
+# long before the dashed limit: at $\kappa = 10$, halfway there, the rule's variance is
+# already almost double the base run's. On the right the radius first falls along the
+# flat direction's $1 - 0.3\, \kappa \eta$, then climbs along the sharp direction's
+# $\kappa \eta - 1$ and crosses 1 at the limit.
+#
+# Past the limit the scaled run diverges. At $\kappa = 20$ the factor is exactly $-1$:
+# the variance of $w$ in the sharp direction neither settles nor explodes but grows like
+# $n\, (\kappa \eta)^2 \sigma^2$, i.e. exactly $n / 20$ here. At $\kappa = 21$ it grows by
+# $1.1^2 = 1.21$ per step, and a long enough `train` run overflows; at $\kappa = 19$ it
+# does not.
 
 # %%
 m20 = theory.moments(nqm(20), scale_optimizer(base_b, 20), w0=W0, steps=200)
@@ -413,23 +492,26 @@ for k, rec in div.items():
 # %% [markdown]
 # ## What we checked
 #
-# - The Monte Carlo means and variances of the `κ = 4` EMA from `refimpl.train` match the
-#   exact moments (z and chi-square bounds at family-wise false-alarm probability 10⁻⁶).
-# - With the rule, every gap (EMA and `w`, mean and variance) satisfies
-#   `|gap(η/2) / gap(η) - 1/2| ≤ κ η h_max` on the whole grid (`|c| ≤ 1`): first order
-#   in `η`; the measured `|c|` and the orders the test passes are printed.
-# - Keeping `ρ`, the EMA's mean gap converges to its SDE limit, which is positive: the
-#   distance `limit - gap` passes the same halving test at every pair; the gap itself
-#   fails it at the finest pair.
-# - The gap divided by `(κ - 1) η` is `κ`-independent at the smallest level (within
-#   `κ η h_max`), as the Euler error says.
-# - Near the limit: the stationary `Var w` ratio equals `(2 - ηh) / (2 - κηh)` and the
-#   EMA's variance equals its closed form, to the Lyapunov solver's accuracy; both
-#   ratios grow with `κ`.
-# - Stability: radius `= max(|1 - κηh_i|, ρ^κ)` to rounding; stationary solutions exist
-#   exactly for `κ ≤ 19`; at `κ = 20` the variance is exactly `n / 20`; `κ = 21` grows
-#   by `1.21` per step (to the derived rounding, about 5 eps) and its `train` run
-#   diverges, while `κ = 19` and `κ = 20` do not.
+# - The Monte Carlo means and variances of the $\kappa = 4$ EMA from `refimpl.train` match
+#   the exact moments (z and $\chi^2$ bounds at family-wise false-alarm probability
+#   $10^{-6}$).
+# - With the rule, every gap (EMA and $w$, mean and variance) satisfies
+#   $\left|\frac{\text{gap}(\eta/2)}{\text{gap}(\eta)} - \frac{1}{2}\right| \le \kappa \eta h_{\max}$
+#   on the whole grid ($|c| \le 1$): first order in $\eta$; the measured $|c|$ and the
+#   orders the test passes are printed.
+# - Keeping $\rho$, the EMA's mean gap converges to its SDE limit, which is positive: the
+#   distance $\text{limit} - \text{gap}$ passes the same halving test at every pair; the
+#   gap itself fails it at the finest pair.
+# - The gap divided by $(\kappa - 1)\, \eta$ is $\kappa$-independent at the smallest level
+#   (within $\kappa \eta h_{\max}$), as the Euler error says.
+# - Near the limit: the stationary $\operatorname{Var} w$ ratio equals
+#   $\frac{2 - \eta h}{2 - \kappa \eta h}$ and the EMA's variance equals its closed form,
+#   to the Lyapunov solver's accuracy; both ratios grow with $\kappa$.
+# - Stability: the radius equals $\max(\max_i |1 - \kappa \eta h_i|, \rho^\kappa)$ to
+#   rounding; stationary solutions exist exactly for $\kappa \le 19$; at $\kappa = 20$ the
+#   variance is exactly $n / 20$; at $\kappa = 21$ it grows by $1.21$ per step (to the
+#   derived rounding, about $5 \varepsilon$ with $\varepsilon = 2^{-52}$ the machine
+#   epsilon) and its `train` run diverges, while $\kappa = 19$ and $\kappa = 20$ do not.
 
 # %%
 tut.check(bool(np.all(np.abs(z) <= z_max)),

@@ -2,27 +2,38 @@
 # # Switch EMA: what it buys and what it costs
 #
 # Switch EMA (SEMA; Li et al., "Switch EMA: A Free Lunch for Better Flatness and
-# Sharpness") keeps a model EMA like any EMA, and at the end of every epoch copies the
-# average *into* the weights: `w ← average`. The paper promises "faster convergence
-# and better final loss". This lesson measures what holds, exactly where it can:
+# Sharpness"; see [sources](../proofs/sources.md#switch-ema)) keeps a model EMA like any
+# EMA, and at the end of every epoch copies the average *into* the weights:
+#
+# $$
+# \bar w \leftarrow \rho\, \bar w + (1 - \rho)\, w \quad \text{after every step}, \qquad
+# w \leftarrow \bar w \quad \text{after every } K \text{ steps}.
+# $$
+#
+# The paper promises "faster convergence and better final loss". You will learn what
+# holds, measured exactly where it can be:
 #
 # 1. on the noisy quadratic model (NQM), the exact expected losses of SGD, of the EMA's
-#    average and of SEMA, from `refimpl.theory`, against seeded `refimpl.train` runs;
-# 2. the steady state as a function of the epoch length `K`, and per direction: SEMA's
-#    average beats the EMA's in flat directions (`η h < 1`) and in very sharp ones
-#    (`1 + ρ < η h < 2`), and loses in between;
-# 3. on a small MLP (two spirals, three seeds): SEMA's training curves against Adam and
+#    average and of SEMA, from `refimpl.theory`, against seeded `refimpl.train` runs:
+#    why every switch throws progress away;
+# 2. the steady state as a function of the epoch length $K$, and per direction: SEMA's
+#    average beats the EMA's in flat directions ($\eta h < 1$) and in very sharp ones
+#    ($1 + \rho < \eta h < 2$), and loses in between;
+# 3. two exact laws: switching every step is SGD with learning rate $(1 - \rho)\, \eta$,
+#    and (without momentum) SEMA's variance never exceeds SGD's;
+# 4. on a small MLP (two spirals, three seeds): SEMA's training curves against Adam and
 #    its EMA, and what a too-long EMA horizon costs.
 #
 # **Spoiler, stated plainly:** on the NQM the "faster convergence" claim does *not*
-# hold (`proofs/sema.md`, claim **SEMA-nqm**; also listed among the claims that did not
-# survive in `proofs/README.md`). What holds: SEMA's variance never exceeds SGD's (for
-# momentum 0), its steady-state online loss is below SGD's, and its steady-state average
-# beats the EMA's in flat (`η h < 1`) and very sharp (`1 + ρ < η h < 2`) directions but
-# not in between. Also used: claim **SEMA-switch** and
-# **EMA-lyapunov** (`proofs/ema.md`). Prerequisites: the EMA lesson. Notation: `η`
-# learning rate, `ρ` EMA decay, `K` steps per epoch (one switch per epoch), `h` a
-# curvature, `a = 1 - η h`.
+# hold ([proofs/sema.md](../proofs/sema.md), claim **SEMA-nqm**; also listed among the
+# claims that did not survive in [proofs/README.md](../proofs/README.md)). What holds:
+# SEMA's variance never exceeds SGD's (for momentum 0), its steady-state online loss is
+# below SGD's, and its steady-state average beats the EMA's in flat ($\eta h < 1$) and very
+# sharp ($1 + \rho < \eta h < 2$) directions but not in between. Also used: claim
+# **SEMA-switch** and **EMA-lyapunov** ([proofs/ema.md](../proofs/ema.md)). Prerequisites:
+# the EMA lesson (tutorial 02). Notation: $\eta$ learning rate (`lr` in code), $\rho$ EMA
+# decay, $\bar w$ the average, $K$ steps per epoch (one switch per epoch), $h$ a
+# curvature, $a = 1 - \eta h$.
 
 # %%
 import matplotlib.pyplot as plt
@@ -44,17 +55,31 @@ tut = Tutorial(
           "reaches 99% training accuracy later than Adam and its EMA, SEMA 0.99 with "
           "10-step epochs does not reach it within the run, and the median fraction of an "
           "epoch's travel kept by a switch is within a factor 2 of the straight-line "
-          "prediction.")
+          "prediction.",
+    idea=r"Copying the EMA into the weights at every epoch end trades speed for noise. Each "
+         r"switch pulls $w$ back to an average that lags behind it, so SEMA converges "
+         r"*more slowly* than SGD and than the EMA; in return its variance never exceeds "
+         r"SGD's. In the steady state its average beats the EMA's only in flat "
+         r"($\eta h < 1$) and very sharp ($\eta h > 1 + \rho$) directions.",
+    formula=r"\frac{\operatorname{Var} \bar w_{\text{EMA}}}{\operatorname{Var} "
+            r"\bar w_{\text{SEMA}}} - 1 = \frac{2 \rho a (\rho + a)}{(1 + a)(1 + \rho)"
+            r"(1 - \rho a)}, \quad a = 1 - \eta h \quad (K = 1)",
+)
 FAST = tut.fast
 EPS = np.finfo(np.float64).eps
 
 # %% [markdown]
 # ## One coordinate of the NQM, from far away
 #
-# One direction with `h = 1`, noise variance `c / B = 1`, `η = 0.1`, `ρ = 0.99`, epochs
-# of `K = 10` steps, and a start far from the minimum, `w0 - w* = 10`: the early phase
-# is dominated by the *bias* (distance to `w*`), the late phase by the *variance*
-# (noise). `theory.moments` gives the exact expected loss `½ h ((E w - w*)² + Var w)`
+# One direction with $h = 1$, noise variance $c / B = 1$, $\eta = 0.1$, $\rho = 0.99$,
+# epochs of $K = 10$ steps, and a start far from the minimum, $w_0 - w^* = 10$: the early
+# phase is dominated by the *bias* (distance to $w^*$), the late phase by the *variance*
+# (noise). `theory.moments` gives the exact expected loss
+#
+# $$
+# \mathbb{E} f(w) = \frac{h}{2} \left( (\mathbb{E} w - w^*)^2 + \operatorname{Var} w \right)
+# $$
+#
 # after every step for four quantities: SGD's weights, the EMA's average, SEMA's
 # weights and SEMA's average.
 
@@ -87,12 +112,13 @@ theorem2 = bool(np.all(dist["SEMA"] >= dist["EMA"] * slack)
 print("Theorem 2 on the exact means (SEMA never closer to w* than SGD / the EMA):", theorem2)
 
 # %% [markdown]
-# Before trusting these curves, test them against the code: `R` seeded runs of
-# `refimpl.train` per optimizer. `w` and the average are exactly Gaussian (the updates
-# are linear in the noise), so at each tested step the sample mean is
-# `N(mean, var / R)` and `(R - 1) s² / var` is chi-square with `R - 1` degrees of
-# freedom. With `m` tests in all, each at level `10⁻⁶ / m` (Bonferroni), a correct theory
-# fails *any* of them with probability at most `10⁻⁶`.
+# Before trusting these curves, test them against the code: $R$ seeded runs of
+# `refimpl.train` per optimizer. $w$ and the average are exactly Gaussian (the updates
+# are linear in the noise), so at each tested step, with exact mean $\mu_n$ and variance
+# $v_n$, the sample mean is $\mathcal{N}(\mu_n, v_n / R)$ and $(R - 1)\, s^2 / v_n$ is
+# $\chi^2$ with $R - 1$ degrees of freedom. With $m$ tests in all, each at level
+# $10^{-6} / m$ (Bonferroni), a correct theory fails *any* of them with probability at
+# most $10^{-6}$.
 
 # %%
 RUNS = 300 if FAST else 1000
@@ -126,44 +152,56 @@ print(f"sample/exact variance in [{qs.min():.4f}, {qs.max():.4f}], "
       f"allowed [{q_lo:.4f}, {q_hi:.4f}]")
 
 # %%
-fig, ax = plt.subplots(figsize=(6.4, 4.2))
+fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
 steps = np.arange(STEPS + 1)
 style = {"SGD w": ("tab:gray", "-"), "EMA average": ("tab:blue", "-"),
          "SEMA w": ("tab:orange", ":"), "SEMA average": ("tab:red", "-")}
 for name, loss in curves.items():
     color, ls = style[name]
-    ax.loglog(steps[1:], loss[1:], ls, color=color, label=f"{name} (exact)")
+    ax.loglog(steps[1:], loss[1:], ls, color=color,
+              label=f"{name.replace(' w', ' $w$')} (exact)")
     mc = 0.5 * samples[name][:, ROWS] ** 2                    # loss of each run, h = 1
     ax.errorbar(ROWS, mc.mean(0), yerr=3 * mc.std(0, ddof=1) / np.sqrt(RUNS), fmt="o",
                 ms=3, color=color)
 ax.axvline(crossing, color="k", lw=0.8, ls="--", label="SEMA average overtakes EMA")
 ax.set(xlabel="step", ylabel="expected loss",
-       title=f"NQM, h = 1, η = {LR}, ρ = {RHO}, K = {K}: exact (lines), {RUNS} runs (dots)")
-ax.legend(fontsize=8, loc="lower left")
+       title=f"NQM, $h = 1$, $\\eta = {LR}$, $\\rho = {RHO}$, $K = {K}$: "
+             f"exact (lines), {RUNS} runs (dots)")
+ax.legend(loc="lower left")
 tut.figure(fig, "nqm_curves",
            "Exact expected losses (lines) and Monte Carlo means with 3-standard-error bars "
            "(dots). SEMA's average follows the EMA's for one epoch, then lags far behind it "
-           "(and SEMA's weights lag SGD's) until the dashed step; only then is it lower.")
+           "(and SEMA's weights lag SGD's) until the dashed step; only then is it lower.",
+           key=True)
 
 # %% [markdown]
-# So SEMA is *slower*: every switch throws away the progress the weights made since
-# the average last looked at them. Without noise this is a theorem (`proofs/sema.md`,
-# Theorem 2): in flat directions (`0 ≤ η h ≤ 1`) SEMA's weights are never closer to `w*`
-# than SGD's, nor its average than the EMA's. The means follow the noise-free recursion,
-# so the theorem applies to them exactly (printed above, `η h = 0.1`). The payoff comes
-# late, in the variance-dominated phase after the printed crossing step.
+# Follow the red line (SEMA's average) against the blue one (the EMA's): they coincide
+# for the first epoch, then red stays above blue for more than a hundred epochs, and only
+# after the dashed step does it end lower. The dots (Monte Carlo means) sit on the lines.
 #
-# What holds at *every* step, for momentum 0, is Theorem 1: SEMA's variance (of `w`
-# and of the average) never exceeds SGD's. Checked below on these exact moments.
+# So SEMA is *slower*: every switch throws away the progress the weights made since
+# the average last looked at them. Without noise this is a theorem
+# ([proofs/sema.md](../proofs/sema.md), Theorem 2): in flat directions
+# ($0 \le \eta h \le 1$) SEMA's weights are never closer to $w^*$ than SGD's, nor its
+# average than the EMA's. The means follow the noise-free recursion, so the theorem applies
+# to them exactly (printed above, $\eta h = 0.1$). The payoff comes late, in the
+# variance-dominated phase after the printed crossing step.
+#
+# What holds at *every* step, for momentum 0, is Theorem 1: SEMA's variance (of $w$ and of
+# the average) never exceeds SGD's. Checked below on these exact moments.
 #
 # ## The steady state, as a function of the epoch length
 #
 # Run long enough at a constant learning rate and the distribution becomes periodic
 # with the epoch (`theory.stationary` solves the discrete Lyapunov equation over one
 # period). Two ratios, averaged over the phases of an epoch: SEMA's online loss over
-# SGD's, and SEMA's average over the EMA's. For `K = 1` both have closed forms: a
-# switch after every step makes SEMA exactly SGD with learning rate `(1 - ρ) η`
-# (Lemma 2), so the online ratio is `(1 - ρ)(2 - ηh) / (2 - (1 - ρ)ηh)`.
+# SGD's, and SEMA's average over the EMA's. For $K = 1$ both have closed forms: a
+# switch after every step makes SEMA exactly SGD with learning rate $(1 - \rho)\, \eta$
+# (Lemma 2), so the online ratio is
+#
+# $$
+# \frac{(1 - \rho)(2 - \eta h)}{2 - (1 - \rho)\, \eta h} .
+# $$
 
 # %%
 def lyapunov_tol(radius, roundings=16):
@@ -195,15 +233,15 @@ tut.number("K=1 online ratio, closed form (Lemma 2)", lemma2)
 tut.number(f"K={K_GRID[-1]} online ratio SEMA/SGD", online[-1])
 
 # %%
-fig, ax = plt.subplots(figsize=(6.4, 4.2))
-ax.semilogx(K_GRID, online, "o-", color="tab:orange", label="SEMA w / SGD w (online)")
+fig, ax = plt.subplots(figsize=(8, 4.6), layout="constrained")
+ax.semilogx(K_GRID, online, "o-", color="tab:orange", label=r"SEMA $w$ / SGD $w$ (online)")
 ax.semilogx(K_GRID, average, "s-", color="tab:red", label="SEMA average / EMA average")
-ax.plot([1], [lemma2], "k*", ms=10, label="K = 1 closed forms (Lemmas 2, 3)")
+ax.plot([1], [lemma2], "k*", ms=10, label=r"$K = 1$ closed forms (Lemmas 2, 3)")
 ax.plot([1], [1 / lemma3], "k*", ms=10)
 ax.axhline(1.0, color="0.5", lw=0.8)
-ax.set(xlabel="epoch length K (steps between switches)",
+ax.set(xlabel=r"epoch length $K$ (steps between switches)",
        ylabel="steady-state loss ratio (epoch mean)", ylim=(0, 1.1),
-       title=f"steady state, h = 1, η = {LR}, ρ = {RHO}")
+       title=f"steady state, $h = 1$, $\\eta = {LR}$, $\\rho = {RHO}$")
 ax.legend(loc="lower right")
 tut.figure(fig, "steady_state_over_K",
            "Steady-state loss ratios against the epoch length: SEMA's online weights are far "
@@ -211,14 +249,28 @@ tut.figure(fig, "steady_state_over_K",
            "direction (ηh = 0.1) SEMA's average is also below the EMA's.")
 
 # %% [markdown]
+# Read the orange curve from left to right: at $K = 1$ SEMA's weights have a small
+# fraction of SGD's steady-state loss (the star is Lemma 2's closed form), and the
+# advantage shrinks as the switches become rarer. The red curve stays below 1 at every
+# $K$ here, because this direction is flat ($\eta h = 0.1$); the next section shows that
+# this depends on the direction.
+
+# %% [markdown]
 # ## Per direction: where the average helps and where it hurts
 #
 # The loss is a sum over independent directions, so look at one curvature at a time,
-# through `η h`. For `K = 1` the ratio of the stationary variances is known
-# (`proofs/sema.md`, Lemma 3): `Var EMA / Var SEMA - 1 = 2ρa(ρ + a) / ((1 + a)(1 + ρ)(1 - ρa))`,
-# so SEMA's average wins iff `ρ a (ρ + a) > 0`: in flat directions (`η h < 1`) and in
-# very sharp ones (`η h > 1 + ρ`), and loses in between. For `K > 1` the same sign rule
-# was *observed* (not proved) on the proof's grid; we check it on ours.
+# through $\eta h$. For $K = 1$ the ratio of the stationary variances is known
+# ([proofs/sema.md](../proofs/sema.md), Lemma 3): with $a = 1 - \eta h$,
+#
+# $$
+# \frac{\operatorname{Var} \bar w_{\text{EMA}}}{\operatorname{Var} \bar w_{\text{SEMA}}} - 1
+# = \frac{2 \rho a (\rho + a)}{(1 + a)(1 + \rho)(1 - \rho a)} ,
+# $$
+#
+# and the denominator is positive for a stable run ($|a| < 1$), so SEMA's average wins iff
+# $\rho a (\rho + a) > 0$: in flat directions ($\eta h < 1$, where $a > 0$) and in very
+# sharp ones ($\eta h > 1 + \rho$, where $a < -\rho$), and loses in between. For $K > 1$
+# the same sign rule was *observed* (not proved) on the proof's grid; we check it on ours.
 
 # %%
 RHO_D = 0.9
@@ -244,38 +296,54 @@ for k in K_DIR:
     tut.number(f"K={k}: worst SEMA/EMA average ratio over eta h", ratio_dir[k].max())
 
 # %%
-fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
-ax.axvspan(0, 1, color="tab:green", alpha=0.08, label="flat: η h < 1")
-ax.axvspan(1, 1 + RHO_D, color="tab:red", alpha=0.08, label="sharp: 1 < η h < 1 + ρ")
-ax.axvspan(1 + RHO_D, 2, color="tab:green", alpha=0.2, label="very sharp: 1 + ρ < η h < 2")
+fig, ax = plt.subplots(figsize=(10, 4.6), layout="constrained")
+ax.axvspan(0, 1, color="tab:green", alpha=0.08, label=r"flat: $\eta h < 1$")
+ax.axvspan(1, 1 + RHO_D, color="tab:red", alpha=0.08, label=r"sharp: $1 < \eta h < 1 + \rho$")
+ax.axvspan(1 + RHO_D, 2, color="tab:green", alpha=0.2,
+           label=r"very sharp: $1 + \rho < \eta h < 2$")
 for k, color in zip(K_DIR, ("tab:blue", "tab:orange", "tab:purple")):
-    ax.semilogy(eh_grid, ratio_dir[k], "o", ms=3, color=color, label=f"K = {k}")
-ax.semilogy(eh_grid, closed_k1, "k-", lw=0.8, label="K = 1 closed form")
+    ax.semilogy(eh_grid, ratio_dir[k], "o", ms=3, color=color, label=f"$K = {k}$")
+ax.semilogy(eh_grid, closed_k1, "k-", lw=0.8, label=r"$K = 1$ closed form")
 ax.axhline(1.0, color="0.4", lw=0.8)
-ax.set(xlabel="η h (learning rate × curvature)",
-       ylabel="SEMA average / EMA average (steady state)",
-       title=f"per direction, ρ = {RHO_D}")
-ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+ax.set(xlabel=r"$\eta h$ (learning rate $\times$ curvature)",
+       ylabel="SEMA average / EMA average\n(steady-state loss)",
+       title=f"per direction, $\\rho = {RHO_D}$")
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
 tut.figure(fig, "per_direction",
            "Steady-state loss of SEMA's average over the EMA's, per direction: below 1 "
            "(SEMA helps) in flat directions and beyond η h = 1 + ρ, above 1 (SEMA hurts) "
            "for 1 < η h < 1 + ρ. Log scale.")
 
 # %% [markdown]
+# Check the markers against the shaded bands: below the grey line at 1 in both green
+# bands, above it in the red one, for every $K$ (for $K = 100$ only just: with rare
+# switches SEMA is almost the EMA). The black line ($K = 1$ closed form) runs through the
+# blue markers.
+
+# %% [markdown]
 # ## Two laws, exactly
 #
 # **Switching every step is SGD with a smaller learning rate** (Lemma 2). With
-# `w = ema` after each switch, the next step gives
-# `w' = ρ ema + (1 - ρ)(ema - η g) = ema - (1 - ρ) η g`. So `train` of SEMA with
-# `switch_unit="step"` and `train` of SGD with `lr = (1 - ρ) η` on the same noise agree
-# up to rounding. How much rounding? Each step of each run rounds a handful of times,
-# at most `6 u (M + G)` in all (`u = eps / 2`; `M` bounds every intermediate value:
-# the largest iterate plus `η` times the largest gradient, because SEMA forms
-# `w - η g` before the EMA mixes it; `G` the largest step `(1 - ρ) η |g|`), and the
-# difference of the two runs is carried by the exact
-# map, which contracts by `1 - (1 - ρ) η h` per step: the runs differ by at most
-# `3 eps (M + G) / ((1 - ρ) η h)` per coordinate. A learning rate off by one part in a
-# billion must break that bound.
+# $w = \bar w$ after each switch, the next step and the EMA update give
+#
+# $$
+# w' = \rho\, \bar w + (1 - \rho)(\bar w - \eta g) = \bar w - (1 - \rho)\, \eta\, g .
+# $$
+#
+# So `train` of SEMA with `switch_unit="step"` and `train` of SGD with learning rate
+# $(1 - \rho)\, \eta$ on the same noise agree up to rounding. How much rounding? Each
+# step of each run rounds a handful of times, at most $6 u (M + G)$ in all
+# ($u = \varepsilon / 2$ with $\varepsilon = 2^{-52}$ the machine epsilon; $M$ bounds
+# every intermediate value: the largest iterate plus $\eta$ times the largest gradient,
+# because SEMA forms $w - \eta g$ before the EMA mixes it; $G$ the largest step
+# $(1 - \rho)\, \eta\, |g|$), and the difference of the two runs is carried by the exact
+# map, which contracts by $1 - (1 - \rho)\, \eta h$ per step: the runs differ by at most
+#
+# $$
+# \frac{3 \varepsilon\, (M + G)}{(1 - \rho)\, \eta h}
+# $$
+#
+# per coordinate. A learning rate off by one part in a billion must break that bound.
 
 # %%
 H3 = np.array([1.0, 0.3, 0.05])
@@ -300,12 +368,14 @@ tut.number("lr off by 1e-9: difference / derived bound (min over coordinates)",
            np.min(np.abs(x - y_off).max(0) / bound))
 
 # %% [markdown]
-# **SEMA's variance never exceeds SGD's** (Theorem 1, momentum 0): the step keeps
-# `Var w' ≤ a² V_t + η² σ² = V_{t+1}`, and the EMA update and the switch are convex
-# combinations, which cannot raise a standard deviation above the largest one
-# (Minkowski). It needs momentum 0: with heavy ball and `on_switch="keep"` the switch
-# moves `w` but keeps a momentum buffer built for the old `w`, a kick that can raise
-# the variance above SGD's.
+# **SEMA's variance never exceeds SGD's** (Theorem 1, momentum 0): if SEMA's $w$ and
+# $\bar w$ both have variance at most SGD's $V_t$, the step keeps
+# $\operatorname{Var} w' \le a^2 V_t + \eta^2 \sigma^2 = V_{t+1}$, and the EMA update and
+# the switch are convex combinations, which cannot raise a standard deviation above the
+# largest one (Minkowski: $\operatorname{sd}(\lambda x + (1 - \lambda) y) \le
+# \lambda \operatorname{sd} x + (1 - \lambda) \operatorname{sd} y$). It needs momentum 0:
+# with heavy ball and `on_switch="keep"` the switch moves $w$ but keeps a momentum buffer
+# built for the old $w$, a kick that can raise the variance above SGD's.
 
 # %%
 def variance_rounding(radius):
@@ -337,13 +407,14 @@ tut.number("momentum 0.9, keep: largest SEMA variance / SGD variance",
 # yardstick we first fit a *logistic-regression baseline*: the linear classifier at the
 # minimum of its full-batch cross-entropy (as in `tests/test_mlp.py`; the minimizer of
 # the logistic loss, not necessarily the most accurate linear classifier). The base
-# optimizer is Adam (lr 0.02); we compare it with its EMA (decay 0.9) and with SEMA at
-# decay 0.9 and 0.99, evaluating full-data loss and accuracy at every epoch end. There
-# SEMA's weights *are* its average (claim SEMA-switch), so one curve serves both.
+# optimizer is Adam ($\eta = 0.02$); we compare it with its EMA ($\rho = 0.9$) and with
+# SEMA at $\rho = 0.9$ and $0.99$, evaluating full-data loss and accuracy at every epoch
+# end. There SEMA's weights *are* its average (claim SEMA-switch), so one curve serves
+# both.
 #
-# The horizon of an EMA is about `1 / (1 - ρ)` steps: 10 steps (one epoch) for 0.9,
-# 100 steps (ten epochs) for 0.99. With 0.99 every switch pulls `w` back to a point
-# that mostly remembers where `w` was several epochs ago.
+# The horizon of an EMA is about $\frac{1}{1 - \rho}$ steps: 10 steps (one epoch) for
+# $\rho = 0.9$, 100 steps (ten epochs) for $\rho = 0.99$. With $0.99$ every switch pulls
+# $w$ back to a point that mostly remembers where $w$ was several epochs ago.
 #
 # A network run is one draw: the data, the initial weights and the mini-batch order all
 # come from a seed. We run seeds 0, 1 and 2 (fixed in advance), plot seed 0, and claim
@@ -429,6 +500,10 @@ tut.figure(fig, "mlp_curves",
            "0.99 stays near the logistic-regression baseline's accuracy on this seed.")
 
 # %% [markdown]
+# In the right panel, follow each curve to the top: the orange one (SEMA 0.9) gets there
+# after the grey (Adam) and the blue (its EMA), and the red one (SEMA 0.99) stays far
+# below; the left panel shows the same order in the loss.
+#
 # What held on every seed: SEMA 0.9 reached 99 % later than both Adam and its EMA (the
 # printed smallest lag), and SEMA 0.99 did not reach 99 % at all. What did *not* hold on
 # every seed, so it is not claimed: that SEMA 0.9 classifies every point by epoch 100
@@ -438,12 +513,19 @@ tut.figure(fig, "mlp_curves",
 # 100-step horizon with 10-step epochs makes SEMA slow, not stuck.
 #
 # Why is SEMA 0.99 so slow? Measure how much of each epoch's travel survives the
-# switch. Within an epoch Adam moves `w` from `w_start` to `w_pre` (the weights just
-# before the switch); the switch then sets `w` to the average, `w_post`. The kept
-# fraction is `|w_post - w_start| / |w_pre - w_start|`. (`w_pre` is not recorded, but
-# the last EMA update gives it: `w_pre = (avg_n - ρ avg_(n-1)) / (1 - ρ)`.) If `w`
-# moved along a straight line at constant speed, the average (which starts the epoch
-# at `w_start`) would have covered `Σ_j (1 - ρ) ρ^(K-j) j / K` of the way.
+# switch. Within an epoch Adam moves $w$ from $w_{\text{start}}$ to $w_{\text{pre}}$ (the
+# weights just before the switch); the switch then sets $w$ to the average,
+# $w_{\text{post}}$. The kept fraction is
+#
+# $$
+# \frac{\|w_{\text{post}} - w_{\text{start}}\|}{\|w_{\text{pre}} - w_{\text{start}}\|} .
+# $$
+#
+# ($w_{\text{pre}}$ is not recorded, but the last EMA update gives it:
+# $w_{\text{pre}} = \frac{\bar w_n - \rho\, \bar w_{n-1}}{1 - \rho}$.) If $w$ moved along
+# a straight line at constant speed, the average (which starts the epoch at
+# $w_{\text{start}}$) would have covered
+# $\sum_{j=1}^{K} (1 - \rho)\, \rho^{K-j}\, \frac{j}{K}$ of the way.
 
 # %%
 def kept_fractions(rec, rho, steps_per_epoch):
@@ -470,14 +552,14 @@ for name in SEMA_RHO:
     tut.number(f"{name}: median kept fraction / straight line, highest over seeds", max(ratios))
 
 # %%
-fig, ax = plt.subplots(figsize=(6.4, 4.2))
+fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
 for name in SEMA_RHO:
     ax.semilogy(np.arange(1, EPOCHS + 1), kept[0, name], ".", ms=4, color=colors[name],
                 label=f"{name}: measured")
     ax.axhline(straight[name], color=colors[name], ls="--", label=f"{name}: straight line")
-ax.set(xlabel="epoch", ylabel="fraction of the epoch's travel kept by the switch",
+ax.set(xlabel="epoch", ylabel="fraction of the epoch's travel\nkept by the switch",
        title="what each switch throws away (seed 0)")
-ax.legend(fontsize=8)
+ax.legend()
 tut.figure(fig, "kept_fraction",
            "Per epoch (seed 0), the fraction of the distance Adam moved w that survives the "
            "switch, against the straight-line prediction (dashed): the prediction gets the "
@@ -486,8 +568,12 @@ tut.figure(fig, "kept_fraction",
            "horizon spans ten epochs.")
 
 # %% [markdown]
+# Compare each cloud of dots with the dashed line of its colour: the orange dots scatter
+# around 0.4 to 0.5, the red ones around 0.05 to 0.1, each mostly at or above its line.
+# With $\rho = 0.99$ a switch keeps about a twentieth of the epoch's progress.
+#
 # The straight line sets the scale: the medians lie above it on every seed we ran (the
-# printed lowest ratios), as if `w` moved faster early in an epoch than late, but by how
+# printed lowest ratios), as if $w$ moved faster early in an epoch than late, but by how
 # much varies with the seed and the run length, so we claim only "within a factor 2".
 #
 # On this network SEMA bought nothing over the EMA: the EMA's average is available
@@ -498,24 +584,25 @@ tut.figure(fig, "kept_fraction",
 # %% [markdown]
 # ## What we checked
 #
-# - Exact theory = Monte Carlo: means and variances of SGD's `w`, the EMA's `w` and
-#   average, SEMA's `w` and average from `refimpl.train` lie within the z and
-#   chi-square bounds of the exact moments (family-wise false alarm ≤ 10⁻⁶).
+# - Exact theory = Monte Carlo: means and variances of SGD's $w$, the EMA's $w$ and
+#   average, SEMA's $w$ and average from `refimpl.train` lie within the z and $\chi^2$
+#   bounds of the exact moments (family-wise false alarm $\le 10^{-6}$).
 # - Not faster: SEMA's average has exactly the EMA's loss through the first epoch, first
 #   beats it after more than 100 epochs (the printed crossing), and stays better after;
-#   Theorem 2 holds on the exact means (SEMA's `w` and average never closer to `w*` than
-#   SGD's `w` and the EMA's average, up to the derived rounding of `2 n eps`).
+#   Theorem 2 holds on the exact means (SEMA's $w$ and average never closer to $w^*$ than
+#   SGD's $w$ and the EMA's average, up to the derived rounding of $2 n \varepsilon$).
 # - Theorem 1: for momentum 0 SEMA's variance (weights and average) is at most SGD's at
-#   every step (up to the variance recursion's rounding, `4 eps / (1 - r²)`); with
-#   momentum 0.9 and "keep" it exceeds SGD's by more than that.
-# - Lemma 2: switching every step equals SGD with lr `(1 - ρ) η` within the derived
-#   rounding bound, and a learning rate off by 10⁻⁹ relative violates that bound; at
-#   `K = 1` the steady-state ratios equal the closed forms of Lemmas 2 and 3 (to the
-#   Lyapunov solver's accuracy, `(36 / (1 - r²) + 8) eps`); the online ratio is below 1
-#   and grows with `K`.
+#   every step (up to the variance recursion's rounding, $4 \varepsilon / (1 - r^2)$);
+#   with momentum 0.9 and `on_switch="keep"` it exceeds SGD's by more than that.
+# - Lemma 2: switching every step equals SGD with learning rate $(1 - \rho)\, \eta$ within
+#   the derived rounding bound, and a learning rate off by $10^{-9}$ relative violates
+#   that bound; at $K = 1$ the steady-state ratios equal the closed forms of Lemmas 2 and
+#   3 (to the Lyapunov solver's accuracy, $(36 / (1 - r^2) + 8)\, \varepsilon$); the online
+#   ratio is below 1 and grows with $K$.
 # - Sign rule: SEMA's steady-state average beats the EMA's exactly where
-#   `ρ a (ρ + a) > 0`, i.e. for `η h < 1` and `1 + ρ < η h < 2` (proved for `K = 1`,
-#   matching the closed form to the solver's accuracy; observed for `K = 10, 100`).
+#   $\rho a (\rho + a) > 0$, i.e. for $\eta h < 1$ and $1 + \rho < \eta h < 2$ (proved for
+#   $K = 1$, matching the closed form to the solver's accuracy; observed for
+#   $K = 10, 100$).
 # - MLP, on each of seeds 0, 1, 2 (measured in fast and full mode): SEMA 0.9 reaches
 #   99 % training accuracy strictly later than Adam and its EMA, which both reach it;
 #   SEMA 0.99 does not reach 99 % within the run; the median kept fraction per epoch is

@@ -5,9 +5,12 @@
 # want to know whether it computes *the same thing* as refimpl: the same conventions,
 # step by step, to rounding. refimpl ships **golden vectors** for exactly this: small
 # cases that store every input exactly and, for every step, the expected parameters with
-# a tolerance derived from a rounding-error bound. In this tutorial you will:
+# a tolerance derived from a rounding-error bound.
 #
-# - open the shipped vectors and read one case field by field;
+# You will learn to
+#
+# - open the shipped vectors and read one case field by field, including where its
+#   tolerance comes from (a bound on rounding, linear in the unit roundoff $u$);
 # - write an adapter for a hand-written NumPy SGD with momentum, as a reader porting an
 #   optimizer would, and check it with `golden.check`;
 # - see what a wrong convention looks like (Keras momentum, dampening on the first step,
@@ -16,7 +19,9 @@
 #
 # Prerequisites: tutorial 01 (SGD and momentum). Reference: `refimpl/golden/FORMAT.md`
 # (the format and the checking rule, sections 2 to 7), the README section "Checking your
-# own optimizer", and SPEC section 1 (the three momentum conventions and their witness).
+# own optimizer", and [sources](../proofs/sources.md#sgd) (the three momentum conventions,
+# where they come from, and their
+# [witness](../proofs/sources.md#the-lr-change-witness)).
 # No PyTorch or optax is needed: everything here is NumPy.
 
 # %%
@@ -43,7 +48,17 @@ tut = Tutorial(
            "first-step dampening and decoupled weight decay each fail at exactly the step where "
            "their convention first changes the iterates (the first lr change, step 1, step 2; "
            "step 1 for Adam's decoupled decay); refimpl's own adapter passes every shipped "
-           "case."))
+           "case."),
+    idea=r"A golden case stores every input exactly and, after every step, the expected "
+         r"parameters with a tolerance: twice a bound on the rounding error that a correct "
+         r"implementation and refimpl can accumulate, so a correct port passes (in float64 "
+         r"often bit for bit). A wrong convention is not rounding: it fails many decades above the "
+         r"tolerance, at exactly the step where its recursion first differs, e.g. Keras "
+         r"momentum at the first change of $\eta$, because $v_t = -\eta\, b_t$ only while "
+         r"$\eta$ is constant.",
+    formula=r"|w_{k,i} - w^{\text{ref}}_{k,i}| \le \operatorname{tol}_{k,i} "
+            r"= 2\left(E_{k,i}(u_{\text{impl}}) + E_{k,i}(u_{\text{ref}})\right)"
+            r"\quad \text{for every step } k \text{ and coordinate } i")
 FAST = tut.fast  # the whole check takes about a second, so fast mode runs it all too
 
 # %% [markdown]
@@ -60,9 +75,10 @@ cases = {c.id: c for path in files for c in golden.load(path).cases}
 families = Counter(cid.split("/")[0] for cid in cases)
 for family, n in sorted(families.items()):
     print(f"{family:11s} {n:3d} cases")
-n_cases = tut.number("shipped cases", len(cases))
-n_f32 = tut.number("float32 cases", sum(c.dtype == "float32" for c in cases.values()))
-n_files = tut.number("files (families)", len(files))
+n_cases, n_files = len(cases), len(files)
+tut.number("shipped cases", n_cases)
+tut.number("float32 cases", sum(c.dtype == "float32" for c in cases.values()))
+tut.number("files (families)", n_files)
 # one file per family: every case in a file belongs to the family the file is named after
 one_family_per_file = all(c.id.split("/")[0] == path.stem
                           for path in files for c in golden.load(path).cases)
@@ -110,16 +126,26 @@ for flag in case.flags:
     print(f"{flag}: {case.notes[flag]}\n")
 
 # %% [markdown]
-# **Tolerances.** `tol_params` is not a guess: for every step and coordinate it is
-# `2 (E(u_impl) + E(u_ref))`, where `E(u)` is a first-order bound on the rounding error a
-# correct implementation can accumulate up to that step with unit roundoff `u`
-# (FORMAT.md section 5). `E(u)` is linear in `u`, so the float64 tolerance is `4 E(2^-53)`
-# and the float32 twin's (same inputs, rounded to float32; refimpl's half stays float64)
-# is `2 E(2^-24) + 2 E(2^-53)`: `2^28 + 1/2` times larger, up to the 10% that rounding
-# each tolerance up to two significant digits may add. The tolerance follows the run.
-# Next to it we plot how far apart PyTorch's and Keras's expected iterates are on the same
-# problem and schedule (the case `sgd/keras-momentum-schedule`): a convention difference,
-# not rounding.
+# **Tolerances.** `tol_params` is not a guess: for every step $k$ and coordinate $i$ it is
+#
+# $$
+# \operatorname{tol}_{k,i} = 2\left(E_{k,i}(u_{\text{impl}}) + E_{k,i}(u_{\text{ref}})\right),
+# $$
+#
+# where $E(u)$ is a first-order bound on the rounding error a correct implementation can
+# accumulate up to that step with unit roundoff $u$ (FORMAT.md section 5), rounded up to
+# two significant digits. $E(u)$ is linear in $u$, so the float64 tolerance is
+# $4\,E(2^{-53})$ and the float32 twin's (same inputs, rounded to float32; refimpl's half
+# stays float64) is $2\,E(2^{-24}) + 2\,E(2^{-53})$, larger by the factor
+#
+# $$
+# \frac{2\,E(2^{-24}) + 2\,E(2^{-53})}{4\,E(2^{-53})} = \frac{2^{29} + 1}{2} = 2^{28} + \frac{1}{2},
+# $$
+#
+# up to the 10% that rounding each tolerance up to two significant digits may add. The
+# tolerance follows the run. Next to it we plot how far apart PyTorch's and Keras's
+# expected iterates are on the same problem and schedule (the case
+# `sgd/keras-momentum-schedule`): a convention difference, not rounding.
 
 # %%
 twin = cases["sgd/pytorch-momentum-schedule-f32"]
@@ -128,14 +154,14 @@ steps = np.arange(1, case.n_steps + 1)
 rel_tol64 = np.max(case.tol_params / np.abs(case.params), axis=1)
 rel_tol32 = np.max(twin.tol_params / np.abs(twin.params), axis=1)
 conv_gap = np.max(np.abs(keras_case.params - case.params) / np.abs(case.params), axis=1)
-fig, ax = plt.subplots(figsize=(6.4, 4.2))
+fig, ax = plt.subplots(figsize=(9, 5))
 ax.semilogy(steps, rel_tol64, "o-", label="tolerance, float64 case")
 ax.semilogy(steps, rel_tol32, "s-", label="tolerance, float32 twin")
 ax.semilogy(steps, np.where(conv_gap > 0, conv_gap, np.nan), "^-",
-            label="|Keras - PyTorch| expected iterates")
-ax.set(xlabel="step k", ylabel="max over coordinates, relative to |w_k|",
+            label=r"$|w^{\mathrm{Keras}}_k - w^{\mathrm{PyTorch}}_k|$ (expected iterates)")
+ax.set(xlabel="step $k$", ylabel=r"relative to $|w_k|$ (max over coordinates)",
        title="sgd/pytorch-momentum-schedule: tolerance vs a convention gap")
-ax.legend()
+_ = ax.legend(loc="center right")
 tut.figure(fig, "tolerance_per_step",
            "Relative tolerance per step of the float64 case and its float32 twin (log scale), "
            "and the relative gap between Keras and PyTorch momentum on the same schedule: "
@@ -144,11 +170,18 @@ tut.number("largest relative tolerance, float64 case", rel_tol64.max())
 tut.number("largest relative tolerance, float32 twin", rel_tol32.max())
 tut.number("smallest Keras-PyTorch gap after step 1 / float64 tolerance",
            np.min(conv_gap[1:] / rel_tol64[1:]))
+tut.number("smallest Keras-PyTorch gap after step 1 / float32 tolerance",
+           np.min(conv_gap[1:] / rel_tol32[1:]))
 twin_ratio = twin.tol_params / case.tol_params / 2.0**28  # every step and coordinate
 tut.number("float32 / float64 tolerance / 2^28, smallest", twin_ratio.min())
 tut.number("float32 / float64 tolerance / 2^28, largest", twin_ratio.max())
 
 # %% [markdown]
+# In the figure, look at the vertical distances: the two tolerance curves run parallel,
+# $2^{28}$ (about eight decades) apart, and the Keras-PyTorch gap, zero at step 1 where
+# $\eta$ has not changed yet, sits above even the float32 tolerance from step 2 on. A
+# tolerance that loose for rounding is still far too tight for a convention difference.
+#
 # refimpl's own adapter (`refimpl.golden.adapter:make`, an ordinary plug-in written
 # against refimpl's public API) is how the expected values were made, so it should not
 # merely pass: it should reproduce every stored parameter bit for bit. We run all the
@@ -162,8 +195,8 @@ for c in cases.values():
     refimpl_results.append(golden.compare(c, traj))
     refimpl_bitwise += all(np.array_equal(traj.steps[k].params, c.params[k])
                            for k in range(c.n_done))
-refimpl_pass = tut.number("cases refimpl's own adapter passes",
-                          sum(r.status == "pass" for r in refimpl_results))
+refimpl_pass = sum(r.status == "pass" for r in refimpl_results)
+tut.number("cases refimpl's own adapter passes", refimpl_pass)
 tut.number("cases it reproduces bit for bit", refimpl_bitwise)
 
 # %% [markdown]
@@ -171,7 +204,8 @@ tut.number("cases it reproduces bit for bit", refimpl_bitwise)
 #
 # Here is "your" optimizer: SGD with heavy-ball momentum, written the way `torch.optim.SGD`
 # documents it (coupled L2 weight decay added to the gradient, no dampening on the first
-# step, the buffer multiplied by the *current* learning rate). It knows nothing about
+# step, the buffer $b_t$ multiplied by the *current* learning rate:
+# $w_t = w_{t-1} - \eta_t\, b_t$). It knows nothing about
 # golden vectors. We write it to a module file, `tut07_my_sgd.py`, because the command
 # line check in section 4 imports the adapter by module name, as it would import yours.
 
@@ -214,7 +248,7 @@ MY_SGD += '''
         d = g + self.momentum * self.buf if self.nesterov else self.buf
         return w - lr * d
 '''
-(tut.out / "tut07_my_sgd.py").write_text(MY_SGD)
+_ = (tut.out / "tut07_my_sgd.py").write_text(MY_SGD)  # (returns the character count)
 
 # %% [markdown]
 # The **adapter** translates a golden case into that optimizer (FORMAT.md section 7): a
@@ -277,9 +311,10 @@ adapter = importlib.import_module("tut07_my_sgd_golden")
 sgd_file = golden.VECTORS / "sgd.json"
 report = golden.check(sgd_file, adapter.make)
 print(report.text(verbose=True))
-n_pass = tut.number("SGD cases passed", report.count("pass"))
-n_fail = tut.number("SGD cases failed", report.count("fail"))
-n_skip = tut.number("SGD cases skipped (Keras convention)", report.count("skip"))
+n_pass, n_fail, n_skip = report.count("pass"), report.count("fail"), report.count("skip")
+tut.number("SGD cases passed", n_pass)
+tut.number("SGD cases failed", n_fail)
+tut.number("SGD cases skipped (Keras convention)", n_skip)
 skipped_ids = {r.case_id for r in report.results if r.status == "skip"}
 keras_ids = {cid for cid, c in cases.items()
              if cid.startswith("sgd/") and c.base["convention"] == "keras"}
@@ -287,12 +322,18 @@ n_sgd_cases = len(golden.load(sgd_file).cases)
 
 # %% [markdown]
 # **How much of the tolerance does it use?** Passing is a yes/no answer; the margin says
-# how robust the pass is. For every passing case and step we take the largest
-# `|w_mine - w_expected| / tol` over the coordinates. In float64 our NumPy code performs
+# how robust the pass is. For every passing case and step $k$ we take the share of the
+# tolerance used,
+#
+# $$
+# r_k = \max_i \frac{|w^{\text{mine}}_{k,i} - w^{\text{ref}}_{k,i}|}{\operatorname{tol}_{k,i}} ,
+# $$
+#
+# which must stay at most 1. In float64 our NumPy code performs
 # the same operations in the same order as refimpl's SGD kernel
 # (`refimpl/optimizers/sgd.py`), and IEEE arithmetic is deterministic, so it must
-# reproduce the expected values bit for bit (ratio exactly 0); an equal formula evaluated
-# in another order, such as `w - (lr * momentum) * buf_old - lr * g`, generally would not.
+# reproduce the expected values bit for bit ($r_k = 0$); an equal formula evaluated
+# in another order, such as $w_{t-1} - (\eta \mu)\, b_{t-1} - \eta\, g_t$, generally would not.
 # In the float32 cases it really computes in float32 while the expected values are
 # float64, so it deviates somewhere in every float32 case (printed; an adapter that silently
 # computed in float64 would not), and the ratio shows how much of the derived bound
@@ -300,7 +341,7 @@ n_sgd_cases = len(golden.load(sgd_file).cases)
 
 # %%
 sgd_cases = [cases[r.case_id] for r in report.results if r.status == "pass"]
-fig, ax = plt.subplots(figsize=(6.4, 4.2))
+fig, ax = plt.subplots(figsize=(9, 5))
 usage = {}
 for c in sgd_cases:
     traj = run_case(c, adapter.make)
@@ -309,9 +350,11 @@ for c in sgd_cases:
     if c.dtype == "float32":
         ax.semilogy(np.arange(1, c.n_steps + 1), usage[c.id], "o-", ms=3, label=c.id)
 ax.axhline(1.0, color="k", ls="--", label="tolerance (ratio 1)")
-ax.set(xlabel="step k", ylabel="max |w_mine - w_expected| / tol",
+ax.set(xlabel="step $k$",
+       ylabel=r"$r_k = \max_i\, |w^{\mathrm{mine}}_{k,i} - w^{\mathrm{ref}}_{k,i}|"
+              r"\,/\,\mathrm{tol}_{k,i}$",
        title="Share of the tolerance used by the NumPy SGD, float32 cases")
-ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+_ = ax.legend(ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))
 tut.figure(fig, "tolerance_used",
            "How much of each step's tolerance the hand-written NumPy SGD uses in the float32 "
            "cases (log scale): every point stays below the dashed line at 1.")
@@ -329,19 +372,26 @@ tut.number("float32 SGD cases passed", len(f32_ids))
 tut.number("of them with some nonzero deviation (real float32 rounding)", f32_rounded)
 
 # %% [markdown]
+# In the figure, look at the height of the curves below the dashed line: that gap is
+# the safety margin of the pass, the share of the derived bound that real float32
+# rounding used (the largest value is printed above). The float64 cases are not drawn:
+# their $r_k$ is exactly 0, which a log scale cannot show.
+#
 # ## 3. What a wrong convention looks like
 #
 # Three mistakes that are easy to make when porting momentum SGD, each a small subclass
 # of the correct optimizer:
 #
 # - **Keras-style momentum** keeps the learning rate inside the velocity:
-#   `v = μ v - lr g; w = w + v`. With a constant rate this is PyTorch's recursion with
-#   `v = -lr buf`; from the first step whose rate differs from the previous one, it is not.
-# - **Dampening on the first step**: `buf = (1 - dampening) g` at step 1, where PyTorch
-#   sets `buf = g`. It can only matter when dampening is non-zero, and then at step 1.
-# - **Decoupled weight decay** (the AdamW/SGDW way): `w = w - lr buf - lr λ w` with the
-#   buffer built from the bare gradient. At step 1 both give `w - lr (g + λ w)`; from
-#   step 2 the coupled buffer remembers `λ w` and the decoupled one does not.
+#   $v_t = \mu\, v_{t-1} - \eta_t\, g_t$, $w_t = w_{t-1} + v_t$. With a constant rate
+#   $\eta$ this is PyTorch's recursion with $v_t = -\eta\, b_t$; from the first step
+#   whose rate differs from the previous one, it is not.
+# - **Dampening on the first step**: $b_1 = (1 - \tau)\, g_1$ (dampening $\tau$), where
+#   PyTorch sets $b_1 = g_1$. It can only matter when $\tau \ne 0$, and then at step 1.
+# - **Decoupled weight decay** (the AdamW/SGDW way):
+#   $w_t = w_{t-1} - \eta\, b_t - \eta \lambda\, w_{t-1}$ with the buffer built from the
+#   bare gradient. At step 1 both give $w_0 - \eta\,(g_1 + \lambda w_0)$; from step 2 the
+#   coupled buffer remembers $\lambda w_0$ and the decoupled one does not.
 
 # %%
 class KerasMomentum(my_sgd.MomentumSGD):
@@ -386,7 +436,10 @@ tut.number("first failing step, Keras momentum on sgd/pytorch-momentum-schedule"
 # %% [markdown]
 # **Does each mistake fail exactly where the math says?** From the three bullet points
 # above we predict, for every SGD case the adapter supports, the first step at which each
-# variant's iterates differ from PyTorch's in exact arithmetic (`None` = never). Then we
+# variant's iterates differ from PyTorch's in exact arithmetic (`None` = never; with
+# $\mu = 0$ every convention is $w_t = w_{t-1} - \eta_t\, g_t$, and Keras, which has no
+# dampening, differs on a dampened case at step 2, where PyTorch's buffer first takes
+# $(1 - \tau)\, g_2$). Then we
 # run the whole SGD file through each variant and compare with the step the checker
 # reports. A prediction of `None` that passes is as much a result as a failure: the
 # vectors can only catch a convention in a case that exercises it, which is why the
@@ -425,7 +478,9 @@ for variant in variants:
 
 # %% [markdown]
 # **By how much?** For one case per mistake (the case that exercises it) we plot
-# `max |w_wrong - w_expected| / tol` at every step, the run continued past the first
+# the share of the tolerance used,
+# $\max_i |w^{\text{wrong}}_{k,i} - w^{\text{ref}}_{k,i}| / \operatorname{tol}_{k,i}$, at
+# every step $k$, the run continued past the first
 # failure. The correct adapter on the same case stays at or below 1 (it is exactly 0 in
 # these float64 cases, so it is not drawn on the log scale); each wrong variant jumps many
 # decades above the tolerance line at its predicted step.
@@ -434,7 +489,7 @@ for variant in variants:
 showcase = [(KerasMomentum, "sgd/pytorch-momentum-schedule"),
             (DampenedFirstStep, "sgd/pytorch-dampening"),
             (DecoupledWeightDecay, "sgd/pytorch-weight-decay")]
-fig, ax = plt.subplots(figsize=(6.4, 4.2))
+fig, ax = plt.subplots(figsize=(9, 5.5))
 ratio_at = {}
 for variant, cid in showcase:
     c = cases[cid]
@@ -444,24 +499,33 @@ for variant, cid in showcase:
     ax.semilogy(np.arange(1, c.n_steps + 1), np.where(ratio > 0, ratio, np.nan), "o-", ms=3,
                 label=f"{variant.__name__} on {cid}")
 ax.axhline(1.0, color="k", ls="--", label="tolerance (ratio 1)")
-ax.set(xlabel="step k", ylabel="max |w_wrong - w_expected| / tol",
+ax.set(xlabel="step $k$",
+       ylabel=r"$\max_i\, |w^{\mathrm{wrong}}_{k,i} - w^{\mathrm{ref}}_{k,i}|"
+              r"\,/\,\mathrm{tol}_{k,i}$",
        title="Wrong conventions against the golden vectors")
-ax.legend(fontsize=8, loc="center right")
+_ = ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16))
 tut.figure(fig, "wrong_conventions",
            "Distance of each wrong variant from the expected iterates, in units of the step's "
            "tolerance (log scale). Points below the dashed line pass; exact zeros (before the "
            "conventions differ) are not drawn. Each variant crosses the line at its predicted "
-           "step and stays far above it.")
+           "step and stays far above it.", key=True)
 for variant, cid in showcase:
     k = predicted_step(variant, cases[cid])
     tut.number(f"{variant.__name__}: |diff| / tol at predicted step {k}",
                ratio_at[variant.__name__][k - 1])
 
 # %% [markdown]
+# In the figure, look at where each curve first appears and how high it jumps: before
+# the predicted step a variant is within tolerance (here its distance is exactly 0, so
+# nothing is drawn), and at that step it leaps to many decades above the dashed line
+# (the values are printed above). There is no gray zone between rounding and a
+# convention bug.
+#
 # **The same mistake in Adam fails earlier.** Adam divides the first moment by the root of
-# the second, so at step 1 its update is `lr g / (|g| + eps)` per coordinate, whatever the
-# gradient's size: coupled decay is folded into `g` and normalised away with it, while
-# decoupled decay (AdamW) subtracts `lr λ w` on top. So the prediction is step 1, not 2.
+# the second, so at step 1 its update is $\eta\, g_i / (|g_i| + \epsilon)$ per coordinate,
+# whatever the gradient's size: coupled decay is folded into $g$ and normalised away with
+# it, while decoupled decay (AdamW) subtracts $\eta \lambda\, w_0$ on top. So the
+# prediction is step 1, not 2.
 # A minimal Adam in torch.optim.Adam's order, correct and decoupled:
 
 # %%
@@ -499,11 +563,12 @@ for cid, p, s in adam_rows:
 print("\n".join(adam_wrong.text().splitlines()[:4]), "\n  ...")
 adam_agree = all(p == s for _, p, s in adam_rows)
 adam64 = [c for c in golden.load(adam_file).cases if c.dtype == "float64"]
-n_adam64 = tut.number("float64 Adam cases", len(adam64))
-n_adam_wd = tut.number("of them with weight decay",
-                       sum(c.base["weight_decay"] != 0 for c in adam64))
-adam_step = tut.number("first failing step, decoupled decay on adam/weight-decay",
-                       next(s for cid, _, s in adam_rows if cid == "adam/weight-decay"))
+n_adam64 = len(adam64)
+n_adam_wd = sum(c.base["weight_decay"] != 0 for c in adam64)
+adam_step = next(s for cid, _, s in adam_rows if cid == "adam/weight-decay")
+tut.number("float64 Adam cases", n_adam64)
+tut.number("of them with weight decay", n_adam_wd)
+tut.number("first failing step, decoupled decay on adam/weight-decay", adam_step)
 
 # %% [markdown]
 # ## 4. The same check from the command line
@@ -551,7 +616,7 @@ tut.number("CLI exit code, sgd/* with the correct adapter", cli_code)
 #   cases and passes all the others (the counts are printed in section 2).
 # - It reproduces every float64 SGD case bit for bit, and deviates somewhere in every
 #   float32 case (it really rounds in float32) while passing it.
-# - The float32 twin's tolerance is `2^28` times the float64 one (within the 10% of
+# - The float32 twin's tolerance is $2^{28}$ times the float64 one (within the 10% of
 #   two-digit rounding), as the linear bound predicts.
 # - The tolerance is far below a convention difference: Keras and PyTorch expected
 #   iterates differ by more than a million tolerances from step 2 on.
