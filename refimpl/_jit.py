@@ -38,8 +38,8 @@ The cache root is ``$REFIMPL_CACHE_DIR`` if set, else ``$NUMBA_CACHE_DIR/refimpl
 that is set, else the user's cache folder (``~/.cache/refimpl`` on Linux,
 ``~/Library/Caches/refimpl`` on macOS, ``%LOCALAPPDATA%\\refimpl\\Cache`` on Windows).
 Any change to any of refimpl's sources (not only the kernel's own file) selects a new,
-empty folder, so nothing stale is ever loaded; the tutorials are not hashed, they hold
-no kernels. If no cache folder can be created and written, kernels compile in memory on
+empty folder, so nothing stale is ever loaded; the tutorials and proofs are not hashed,
+they hold no kernels. If no cache folder can be created and written, kernels compile in memory on
 each run and the import never fails. ``refimpl cache`` prints where the cache is and
 its size; ``refimpl cache --clear`` removes the folders refimpl made (each holds a
 marker file ``REFIMPL_CACHE``; nothing else is touched). ``REFIMPL_CACHE_DIR=off``
@@ -77,11 +77,13 @@ MARKER = "REFIMPL_CACHE"
 
 def source_hash(package_dir: Path = PACKAGE_DIR) -> str:
     """SHA-256 over every ``*.py`` file of the package (relative path and contents, in
-    sorted order), skipping the tutorials: the key of the cache folder."""
+    sorted order), skipping the tutorials and the proofs (no kernels; in a wheel they sit
+    inside the package, in a source checkout beside it, and the same sources must give
+    the same key): the key of the cache folder."""
     digest = hashlib.sha256()
     for path in sorted(package_dir.rglob("*.py")):
         relative = path.relative_to(package_dir).as_posix()
-        if relative.startswith("tutorials/"):
+        if relative.startswith(("tutorials/", "proofs/")):
             continue
         digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

@@ -95,7 +95,7 @@ def test_unwritable_cache_root_compiles_in_memory_and_the_import_works(tmp_path)
     assert off["cache"] is None and off["e"] == [3.0, 4.0]
 
 
-def test_source_hash_changes_with_any_source_file_and_ignores_tutorials(tmp_path):
+def test_source_hash_changes_with_any_source_file_and_ignores_tutorials_and_proofs(tmp_path):
     pkg = tmp_path / "refimpl"
     (pkg / "optimizers").mkdir(parents=True)
     (pkg / "tutorials").mkdir()
@@ -103,7 +103,9 @@ def test_source_hash_changes_with_any_source_file_and_ignores_tutorials(tmp_path
     (pkg / "optimizers" / "b.py").write_text("y = 2\n")
     before = _jit.source_hash(pkg)
     (pkg / "tutorials" / "01_t.py").write_text("print(1)\n")
-    assert _jit.source_hash(pkg) == before
+    (pkg / "proofs").mkdir()
+    (pkg / "proofs" / "__init__.py").write_text('"""The proofs."""\n')
+    assert _jit.source_hash(pkg) == before  # a wheel's extra folders: the same key
     (pkg / "optimizers" / "b.py").write_text("y = 3\n")
     assert _jit.source_hash(pkg) != before
     (pkg / "optimizers" / "b.py").write_text("y = 2\n")
