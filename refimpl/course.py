@@ -350,7 +350,7 @@ def run(names=None, fast: bool = False, out="refimpl-tutorials", directory=None,
             first = result.message.splitlines()[-1] if result.message else ""
             progress(f"      {first}")
     for result in results:  # now every lesson of this run exists: link the neighbours
-        _write_lesson(result, list(available))
+        _write_lesson(result, {r.name: r.title for r in results}, list(available))
     write_index(results, out)
     return results
 
@@ -389,8 +389,10 @@ def _linker(page_dir: Path, out: Path):
         if resolved is None:
             return href
         if resolved.suffix == ".md" and resolved.parent == out / "proofs":
-            resolved = resolved.with_suffix(".html")
-            target = target[:-3] + ".html"
+            # a proof's Markdown (written first) stands for its rendered page
+            if not resolved.exists():
+                return None
+            return target[:-3] + ".html" + (f"#{anchor}" if anchor else "")
         if out not in resolved.parents and resolved != out:
             return None
         if not resolved.exists():
@@ -507,8 +509,9 @@ def _figure_html(fig, prefix: str = "") -> str:
             f"<figcaption>{render.inline(_text_markdown(fig.caption))}</figcaption></figure>")
 
 
-def _nav_links(result: Result, order) -> tuple[str, str]:
-    """The prev/next links of a lesson among ``order``, to lessons that exist."""
+def _nav_links(result: Result, titles: dict, order) -> tuple[str, str]:
+    """The prev/next links of a lesson among ``order``, to lessons that exist (shown by
+    their ``titles`` where known, else by name)."""
     order = list(order or [])
     links = ["", ""]
     if result.name in order:
@@ -517,17 +520,14 @@ def _nav_links(result: Result, order) -> tuple[str, str]:
             if 0 <= j < len(order) and (result.out.parent / order[j] / "lesson.html").is_file():
                 arrow = ("&larr; ", "") if k == 0 else ("", " &rarr;")
                 links[k] = (f'<a href="../{order[j]}/lesson.html" rel="{("prev", "next")[k]}">'
-                            f"{arrow[0]}{order[j][:2]}. {html.escape(_titles.get(order[j], order[j]))}"
+                            f"{arrow[0]}{order[j][:2]}. {html.escape(titles.get(order[j], order[j]))}"
                             f"{arrow[1]}</a>")
     return links[0], links[1]
 
 
-_titles: dict[str, str] = {}
-
-
-def _write_lesson(result: Result, order=None) -> None:
-    """OUT/NAME/lesson.html, lesson.md and NAME.ipynb."""
-    _titles[result.name] = result.title
+def _write_lesson(result: Result, titles=None, order=None) -> None:
+    """OUT/NAME/lesson.html, lesson.md and NAME.ipynb; ``order`` (the course's lesson
+    names) and ``titles`` (name -> title) give the previous/next links."""
     out = result.out
     course_root = out.parent
     link = _linker(out, course_root)
@@ -613,7 +613,7 @@ def _write_lesson(result: Result, order=None) -> None:
                 "and checked; every number above comes from the code on this page.</p>")
     body.append(_checks_html(result, "../proofs/"))
     md += ["## Checks", ""] + _checks_markdown(result)
-    prev, nxt = _nav_links(result, order)
+    prev, nxt = _nav_links(result, titles or {}, order)
     notebook, script = f"{result.name}.ipynb", result.path.name
     nav = (f'<a href="../index.html">Course index</a>{prev}{nxt}'
            f'<span class="spacer"></span><a href="{notebook}">Notebook</a>'
@@ -668,12 +668,9 @@ def write_proofs(out, directory=None) -> list[Path]:
     for path in sources:  # the Markdown first, so that links between proofs resolve
         render.write_atomic(target / path.name, path.read_text(encoding="utf-8"))
     titles = proof_titles(directory)
-    written = []
+    written, link = [], _linker(target, Path(out))
     for path in sources:
         text = path.read_text(encoding="utf-8")
-        link = _linker(target, Path(out))
-        for stem in titles:
-            (target / f"{stem}.html").touch(exist_ok=True)  # links between proofs resolve
         rendered = render.markdown_to_html(_link_proof_mentions(text, ""), link)
         nav = ('<a href="../index.html">Course index</a><a href="README.html">All proofs</a>'
                '<span class="spacer"></span>' + f'<a href="{path.name}">Markdown</a>')
