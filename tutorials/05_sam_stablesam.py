@@ -1,28 +1,39 @@
 # %% [markdown]
 # # SAM versus StableSAM
 #
-# Sharpness-aware minimization (SAM) takes two gradients per step: `g = ∇f(w)`, then
-# `g_adv = ∇f(w + e)` at an ascent point `e = ρ g` (USAM, the unnormalized form) or
-# `e = ρ g / ‖g‖` (Foret's normalized SAM), and steps from `w` with `g_adv`.
-# StableSAM (Tan et al. 2024) rescales that descent gradient to the length of the
-# first one: `g_ssam = g_adv ‖g‖ / ‖g_adv‖`.
+# Sharpness-aware minimization (SAM) takes two gradients per step: $g = \nabla f(w)$,
+# then $g_{\text{adv}} = \nabla f(w + e)$ at an ascent point $e = \rho\, g$ (USAM, the
+# unnormalized form) or $e = \rho\, g / \|g\|$ (Foret's normalized SAM), and steps from
+# $w$ with $g_{\text{adv}}$. StableSAM (Tan et al. 2024) rescales that descent gradient
+# to the length of the first one:
 #
-# What you will see:
+# $$
+# g_{\text{ssam}} = g_{\text{adv}}\, \frac{\|g\|}{\|g_{\text{adv}}\|} .
+# $$
 #
-# - the norms `‖g(w)‖`, `‖g(w + e)‖` and `‖g_ssam‖` along real runs, and the norm
-#   equality checked to a few units in the last place (claim `SSAM-norm`);
-# - the learning-rate regime on `f = ½ wᵀ diag(10, 1) w` with `ρ = 0.1`: USAM's stable
-#   range shrinks to `2 / (λ (1 + ρ λ)) = 0.1`, while StableSAM's is EXACTLY gradient
-#   descent's `2 / λ = 0.2` (claim `SAM-quadratic`), and normalized SAM ends in a
-#   2-cycle (claim `SAM-bounce`);
-# - saddles: a negative-curvature direction pulls USAM and StableSAM toward the saddle
-#   iff `λ < -1/ρ`, and attracts them outright (one-step multiplier of modulus below 1)
-#   when moreover the step does not overshoot, `η λ (1 + ρ λ) < 2` for USAM. The SPEC
-#   stated the reverse interval; `proofs/sam.md` (claim `SAM-saddle`) corrects it, and
-#   this tutorial shows why.
+# You will learn to
 #
-# Prerequisites: gradient descent on a quadratic (`w ← (I - η H) w`, stable iff
-# `η < 2 / λ_max`). Proofs: `proofs/sam.md`. Code: `refimpl/optimizers/sam.py`.
+# - observe the two gradients inside one SAM step, and see along real runs that
+#   $\|g_{\text{ssam}}\| = \|g\|$ to a few units in the last place (claim **SSAM-norm**)
+#   while $\|g_{\text{adv}}\|$ can be twice as long;
+# - predict the stable learning rates on $f = \frac{1}{2} w^\top \operatorname{diag}(10, 1)\, w$
+#   with $\rho = 0.1$: USAM's range shrinks to
+#   $\eta < \frac{2}{\lambda (1 + \rho \lambda)} = 0.1$, while StableSAM's is *exactly*
+#   gradient descent's $\eta < \frac{2}{\lambda} = 0.2$ (claim **SAM-quadratic**), and
+#   normalized SAM ends in a 2-cycle (claim **SAM-bounce**);
+# - tell which saddles attract SAM: a negative-curvature direction pulls USAM and
+#   StableSAM toward the saddle iff $\lambda < -1/\rho$, and attracts them outright
+#   (one-step multiplier of modulus below 1) when moreover the step does not overshoot,
+#   $\eta \lambda (1 + \rho \lambda) < 2$ for USAM. The project's notes first assumed the
+#   reverse interval; [proofs/sam.md](../proofs/sam.md) (claim **SAM-saddle**) corrects
+#   it, and this tutorial shows why.
+#
+# Notation: $\eta$ is the learning rate (`lr` in code), $\rho$ the ascent radius (`rho`),
+# $H$ the Hessian of a quadratic with eigenvalues $\lambda$, $\lambda_{\max}$ the largest.
+#
+# Prerequisites: gradient descent on a quadratic ($w \leftarrow (I - \eta H)\, w$, stable
+# iff $\eta < 2 / \lambda_{\max}$). Proofs: [proofs/sam.md](../proofs/sam.md); sources:
+# [sources](../proofs/sources.md). Code: `refimpl/optimizers/sam.py`.
 
 # %%
 import math
@@ -40,9 +51,19 @@ tut = Tutorial(
           "(to (d + 6) ulps); on diag(10, 1) with rho = 0.1 USAM is stable only for "
           "lr < 2 / (lam (1 + rho lam)) = 0.1 while GD and StableSAM are stable exactly "
           "for lr < 2 / lam = 0.2; and a negative-curvature direction lam pulls USAM and "
-          "StableSAM toward the saddle iff lam < -1/rho (not -1/rho < lam < 0 as the SPEC "
-          "said), attracting them (|one-step multiplier| < 1) where also "
+          "StableSAM toward the saddle iff lam < -1/rho (not -1/rho < lam < 0 as first "
+          "assumed), attracting them (|one-step multiplier| < 1) where also "
           "lr lam (1 + rho lam) < 2.",
+    idea=r"USAM steps with the gradient at the ascent point, "
+         r"$g_{\text{adv}} = (I + \rho H)\, g$ on a quadratic: it sees the curvature "
+         r"$\lambda (1 + \rho \lambda)$, so its stable range shrinks to "
+         r"$\eta < 2 / (\lambda_{\max} (1 + \rho \lambda_{\max}))$. StableSAM keeps the "
+         r"direction but rescales it to $\|g\|$, and gets back exactly gradient descent's "
+         r"range $\eta < 2 / \lambda_{\max}$. The same factor $1 + \rho \lambda$ makes "
+         r"strong negative curvature, $\lambda < -1/\rho$, pull SAM *into* a saddle.",
+    formula=r"g_{\text{ssam}} = g_{\text{adv}} \frac{\|g\|}{\|g_{\text{adv}}\|}, \qquad "
+            r"\text{USAM stable} \;\Leftrightarrow\; "
+            r"\eta < \frac{2}{\lambda_{\max} (1 + \rho \lambda_{\max})}",
 )
 FAST = tut.fast
 EPS = np.finfo(np.float64).eps
@@ -52,9 +73,9 @@ EPS = np.finfo(np.float64).eps
 #
 # `opt.step(w, state, grad_fn)` hides the two gradients. We observe them without
 # touching the optimizer: the oracle records what it returns, and the step itself is run
-# from `v = 0` on the shifted oracle `v ↦ grad_fn(v + w)` with `SGD(lr=1)`. The base step
-# is then `0 - 1 · g_descent`, which is exact in floating point, so `-v_new` IS the
-# descent gradient, bit for bit.
+# from $v = 0$ on the shifted oracle `lambda v: grad_fn(v + w)` with `SGD(lr=1)`. The
+# base step is then $0 - 1 \cdot g_{\text{descent}}$, which is exact in floating point,
+# so $-v_{\text{new}}$ *is* the descent gradient, bit for bit.
 #
 # Norms are measured with `math.hypot`, which is accurate to under one ulp.
 
@@ -80,12 +101,13 @@ def norm(x):
 # %% [markdown]
 # ## 2. Gradient norms along a run
 #
-# We run StableSAM (`SGD` base, unnormalized ascent, `eps = 0`) and at every step record
-# `‖g(w)‖`, `‖g(w + e)‖` (what SAM would step with) and `‖g_ssam‖` (what StableSAM
-# steps with). Two problems: the quadratic `diag(10, 1)` with `ρ = 0.1` from `w₀ = (1, 1)`,
-# and a 2-16-16-2 tanh MLP on two spirals (cross-entropy, mini-batches of 20) with
-# `ρ = 0.5`. On the quadratic `‖g_adv‖ / ‖g‖` must lie between `1 + ρ λ_min = 1.1` and
-# `1 + ρ λ_max = 2`, because `g_adv = (I + ρ H) g`.
+# We run StableSAM (`SGD` base, unnormalized ascent, `eps=0`) and at every step record
+# $\|g(w)\|$, $\|g(w + e)\|$ (what SAM would step with) and $\|g_{\text{ssam}}\|$ (what
+# StableSAM steps with). Two problems: the quadratic $\operatorname{diag}(10, 1)$ with
+# $\rho = 0.1$ from $w_0 = (1, 1)$, and a 2-16-16-2 tanh MLP on two spirals
+# (cross-entropy, mini-batches of 20) with $\rho = 0.5$. On the quadratic
+# $g_{\text{adv}} = (I + \rho H)\, g$, so $\|g_{\text{adv}}\| / \|g\|$ must lie between
+# $1 + \rho \lambda_{\min} = 1.1$ and $1 + \rho \lambda_{\max} = 2$.
 
 # %%
 def norm_run(problem, w0, lr, rho, steps, batches=None):
@@ -112,10 +134,11 @@ mlp_norms = norm_run(mlp, net.init(seed=0), lr=0.1, rho=0.5, steps=mlp_steps,
 print("MLP parameters d =", mlp.dim)
 
 # %% [markdown]
-# The ratio `‖g_adv‖ / ‖g‖` is how much plain SAM's step length differs from gradient
-# descent's; `|‖g_ssam‖ - ‖g‖| / (eps ‖g‖)` is StableSAM's deviation in ulps. The proof
-# of `SSAM-norm` allows `(d + 4)` eps for refimpl's own norms and the two roundings of
-# the rescale, plus one ulp for each of our two `hypot` measurements: `(d + 6)` eps.
+# The ratio $\|g_{\text{adv}}\| / \|g\|$ is how much plain SAM's step length differs
+# from gradient descent's; $\left| \|g_{\text{ssam}}\| - \|g\| \right| / (\varepsilon \|g\|)$
+# is StableSAM's deviation in ulps ($\varepsilon = 2^{-52}$). The proof of **SSAM-norm**
+# allows $(d + 4)\, \varepsilon$ for refimpl's own norms and the two roundings of the
+# rescale, plus one ulp for each of our two `hypot` measurements: $(d + 6)\, \varepsilon$.
 
 # %%
 def ulps(rows):
@@ -133,37 +156,50 @@ quad_ratio = quad_norms[:, 1] / quad_norms[:, 0]
 mlp_ratio = mlp_norms[:, 1] / mlp_norms[:, 0]
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-for ax, rows, title in ((axes[0], quad_norms, "quadratic diag(10, 1), ρ = 0.1"),
-                        (axes[1], mlp_norms, "two-spirals MLP, ρ = 0.5")):
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), constrained_layout=True)
+for ax, rows, title in ((axes[0], quad_norms, r"quadratic diag(10, 1), $\rho = 0.1$"),
+                        (axes[1], mlp_norms, r"two-spirals MLP, $\rho = 0.5$")):
     t = np.arange(rows.shape[0])
-    ax.semilogy(t, rows[:, 1], color="tab:red", lw=1.2, label="‖g(w + e)‖  (SAM's step)")
-    ax.semilogy(t, rows[:, 0], color="tab:blue", lw=2.5, label="‖g(w)‖")
-    ax.semilogy(t, rows[:, 2], "k.", ms=3, label="‖g_ssam‖  (StableSAM's step)")
+    ax.semilogy(t, rows[:, 1], color="tab:red", lw=1.2, label=r"$\|g(w + e)\|$ (SAM)")
+    ax.semilogy(t, rows[:, 0], color="tab:blue", lw=2.5, label=r"$\|g(w)\|$")
+    ax.semilogy(t, rows[:, 2], "k.", ms=3, label=r"$\|g_{\rm ssam}\|$ (StableSAM)")
     ax.set_xlabel("step")
     ax.set_ylabel("gradient norm")
     ax.set_title(title)
-    ax.legend(fontsize=8)
-fig.suptitle("StableSAM steps with the length of g(w), SAM with the length of g(w + e)")
+    ax.set_ylim(top=8 * rows.max())             # room for the legend above the data
+    ax.legend(loc="upper right")
+fig.suptitle(r"StableSAM steps with the length of $g(w)$, SAM with that of $g(w + e)$")
 tut.figure(fig, "norms", "Per-step gradient norms along a StableSAM run: the black dots "
            "(StableSAM's descent gradient) sit on the blue line (the gradient at w); the red "
            "line is the ascent-point gradient plain SAM would step with, up to twice as long "
            "on the quadratic.")
 
 # %% [markdown]
-# ## 3. The learning-rate regime on `diag(10, 1)`
+# Look at the black dots: on both problems they never leave the blue line, while the red
+# line, the step plain SAM would take, runs 1.1 to 2 times above it on the quadratic.
+
+# %% [markdown]
+# ## 3. The learning-rate regime on $\operatorname{diag}(10, 1)$
 #
-# On `f = ½ wᵀ H w`, USAM's descent gradient is `H (I + ρ H) w`: gradient descent on the
-# effective curvature `k(λ) = λ (1 + ρ λ)`, so it is stable iff
-# `η < 2 / (λ_max (1 + ρ λ_max))`, here `2 / (10 · 2) = 0.1`. StableSAM's direction is
-# the same, but its length is `‖g‖`; `proofs/sam.md` shows that its stable range is
-# exactly GD's, `η < 2 / λ_max = 0.2`, for any `ρ`. Normalized SAM's ascent `ρ g / ‖g‖`
-# does not vanish at the minimum, and it ends in a 2-cycle along the sharp direction with
-# amplitude `w_c = u ρ / (2 - u)`, where `u = η λ_max` is the step size in units of the
-# sharp curvature (`proofs/sam.md` calls it `h`; claim `SAM-bounce`).
+# On $f = \frac{1}{2} w^\top H w$, USAM's descent gradient is
+# $H (w + \rho H w) = H (I + \rho H)\, w$: gradient descent on the effective curvature
 #
-# We sweep `η` and record the loss after `T` steps. The plot clips it to
-# `[1e-20, 1e10]`: runs that overflow sit on the ceiling, and the floor only means
+# $$
+# k(\lambda) = \lambda\, (1 + \rho \lambda),
+# \qquad \text{so USAM is stable iff} \qquad
+# \eta < \frac{2}{\lambda_{\max} (1 + \rho \lambda_{\max})},
+# $$
+#
+# here $\frac{2}{10 \cdot 2} = 0.1$. StableSAM's direction is the same, but its length is
+# $\|g\|$; [proofs/sam.md](../proofs/sam.md) shows that its stable range is exactly GD's,
+# $\eta < 2 / \lambda_{\max} = 0.2$, for any $\rho$. Normalized SAM's ascent
+# $\rho\, g / \|g\|$ does not vanish at the minimum, and it ends in a 2-cycle along the
+# sharp direction with amplitude $w_c = \frac{u \rho}{2 - u}$, where
+# $u = \eta \lambda_{\max}$ is the step size in units of the sharp curvature
+# ([proofs/sam.md](../proofs/sam.md) calls it $h$; claim **SAM-bounce**).
+#
+# We sweep $\eta$ and record the loss after $T$ steps. The plot clips it to
+# $[10^{-20}, 10^{10}]$: runs that overflow sit on the ceiling, and the floor only means
 # "converged far below anything visible".
 
 # %%
@@ -188,7 +224,7 @@ def run(kind, lr, steps):
     return r.train(quad, make(kind, lr), w0=W0, steps=steps, on_divergence="stop")
 
 # %% [markdown]
-# The sweep: every method at every learning rate of the grid, `T = 300` steps each; a run
+# The sweep: every method at every learning rate of the grid, $T = 300$ steps each; a run
 # that overflows counts as infinite loss.
 
 # %%
@@ -214,30 +250,42 @@ for k in KINDS:
                 alpha=0.45 if lw == 5 else 1.0)
 u = lrs[lrs * LAM < 2] * LAM                  # the cycle exists for u = lr lam < 2
 bounce = 0.5 * LAM * (u * RHO / (2 - u)) ** 2
-ax.semilogy(u / LAM, bounce, ":", color="darkgreen", lw=2, label="SAM-bounce: ½ λ w_c²")
-ax.axvline(bound_usam, color="tab:red", lw=1, label="2 / (λ (1 + ρλ)) = 0.1")
-ax.axvline(bound_gd, color="tab:blue", lw=1, label="2 / λ = 0.2")
-ax.set_xlabel("learning rate η")
-ax.set_ylabel(f"loss after {T_SWEEP} steps (clipped to [1e-20, 1e10])")
-ax.set_title("diag(10, 1), ρ = 0.1: where each method converges")
-ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+ax.semilogy(u / LAM, bounce, ":", color="darkgreen", lw=2,
+            label=r"SAM-bounce: $\frac{1}{2} \lambda w_c^2$")
+ax.axvline(bound_usam, color="tab:red", lw=1, label=r"$2 / (\lambda (1 + \rho\lambda)) = 0.1$")
+ax.axvline(bound_gd, color="tab:blue", lw=1, label=r"$2 / \lambda = 0.2$")
+ax.set_xlabel(r"learning rate $\eta$")
+ax.set_ylabel(f"loss after {T_SWEEP} steps (clipped)")
+ax.set_title(r"diag(10, 1), $\rho = 0.1$: where each method converges")
+ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
 tut.figure(fig, "lr_regime", "Final loss against the learning rate: USAM blows up past "
            "0.1, GD and StableSAM (dashed, on top of GD) converge up to 0.2; normalized SAM "
-           "never converges and sits on the predicted 2-cycle loss (dotted).")
+           "never converges and sits on the predicted 2-cycle loss (dotted).", key=True)
+
+# %% [markdown]
+# Follow each curve to where it jumps to the ceiling: the red one (USAM) jumps at the red
+# line $\eta = 0.1$, the blue and dashed black ones (GD, StableSAM) together at the blue
+# line $\eta = 0.2$; the green one (normalized SAM) never goes down to the floor.
 
 # %% [markdown]
 # The sweep has a coarse grid. To locate each edge sharply we bisect on the event
-# "after `T = 4000` steps `‖w_T‖ > ‖w₀‖`". Why this brackets the true bound `b`: below
-# `b`, GD and USAM shrink every coordinate at every step, so the event cannot happen
-# (StableSAM converges too, by the proof, but it may grow for a while first, so for it
-# this side is an observation); at `η = b (1 + δ)` the sharp coordinate grows by at
-# least `1 + 2δ` per step (for StableSAM too: proof of `SAM-quadratic`), and
-# `(1 + 2δ)^T ≥ e^(Tδ)` exceeds `√2 = ‖w₀‖` once `δ > ln 2 / (2T)`. So the bisected
-# edge should lie in `[b, b (1 + ln 2 / (2T))]`, an interval that does not contain the
-# other method's bound.
+# "after $T = 4000$ steps $\|w_T\| > \|w_0\|$". Why this brackets the true bound $b$:
+# below $b$, GD and USAM shrink every coordinate at every step, so the event cannot
+# happen (StableSAM converges too, by the proof, but it may grow for a while first, so
+# for it this side is an observation); at $\eta = b (1 + \delta)$ the sharp coordinate
+# grows by at least $1 + 2\delta$ per step (for StableSAM too: proof of
+# **SAM-quadratic**), and $(1 + 2\delta)^T \ge e^{T \delta}$ exceeds
+# $\sqrt{2} = \|w_0\|$ once $\delta > \frac{\ln 2}{2T}$. So the bisected edge should lie
+# in
 #
-# Normalized SAM is left out: its 2-cycle amplitude grows without bound as `η → 0.2`,
-# so this event measures the cycle, not stability.
+# $$
+# \left[\, b,\ b \left(1 + \frac{\ln 2}{2T}\right) \right],
+# $$
+#
+# an interval that does not contain the other method's bound.
+#
+# Normalized SAM is left out: its 2-cycle amplitude grows without bound as
+# $\eta \to 0.2$, so this event measures the cycle, not stability.
 
 # %%
 T_BISECT = 4000
@@ -263,9 +311,11 @@ for k, b in (("GD", bound_gd), ("USAM", bound_usam), ("StableSAM", bound_gd)):
 tut.number("allowed relative excess ln 2 / (2T)", SLACK, fmt=".3e")
 
 # %% [markdown]
-# The SPEC's example, at `T = 2000` steps: the final `‖w_T‖` just below and just above
-# each bound. Normalized SAM, at `η = 0.05` (`u = 0.5`), should end on the cycle
-# `±w_c` with `w_c = 0.5 · 0.1 / 1.5 = 1/30` along the sharp axis.
+# The example listed with the claim in
+# [sources](../proofs/sources.md#theoretical-claims), at $T = 2000$ steps: the final
+# $\|w_T\|$ just below and just above each bound. Normalized SAM, at $\eta = 0.05$
+# ($u = 0.5$), should end on the cycle $\pm w_c$ with
+# $w_c = \frac{0.5 \cdot 0.1}{1.5} = \frac{1}{30}$ along the sharp axis.
 
 # %%
 T_EDGE = 2000
@@ -287,20 +337,27 @@ tut.number("normalized SAM: flat coordinate |y_T|", abs(sam_path[-1, 1]), fmt=".
 # %% [markdown]
 # ## 4. Saddles: which negative curvature attracts?
 #
-# Take `f = ½ (x² + λ y²)` with `λ < 0`: a saddle at 0. USAM moves `y` by
-# `-η k(λ) y` with `k(λ) = λ (1 + ρ λ)`, and StableSAM by `-η s k(λ) y` with one
-# `s = ‖g‖ / ‖g_adv‖ > 0` for all directions. So `y` is pulled toward the saddle (its
-# multiplier `1 - η k` or `1 - η s k` is below 1) iff `k(λ) > 0`. The parabola `k` has
-# roots `-1/ρ` and 0 and is negative BETWEEN them: weak negative curvature `-1/ρ < λ < 0`
-# repels (as for GD), strong negative curvature `λ < -1/ρ` pulls in. The SPEC had this
-# interval reversed. Pulled in is not yet attracted: the multiplier must also stay above
-# -1, i.e. the step must not overshoot past the saddle by more than it started from. For
-# USAM that is `η k(λ) < 2`; `proofs/sam.md` words it the same way.
+# Take $f = \frac{1}{2} (x^2 + \lambda y^2)$ with $\lambda < 0$: a saddle at 0. USAM
+# moves $y$ by $-\eta\, k(\lambda)\, y$ with $k(\lambda) = \lambda (1 + \rho \lambda)$,
+# and StableSAM by $-\eta\, s\, k(\lambda)\, y$ with one
+# $s = \|g\| / \|g_{\text{adv}}\| > 0$ for all directions. So $y$ is pulled toward the
+# saddle (its multiplier $1 - \eta k$ or $1 - \eta s k$ is below 1) iff $k(\lambda) > 0$.
+# The parabola $k$ has roots $-1/\rho$ and 0 and is negative *between* them: weak negative
+# curvature $-1/\rho < \lambda < 0$ repels (as for GD), strong negative curvature
+# $\lambda < -1/\rho$ pulls in. The project's notes first had this interval reversed.
+# Pulled in is not yet attracted: the multiplier must also stay above $-1$, i.e. the step
+# must not overshoot past the saddle by more than it started from. For USAM that is
 #
-# We measure the one-step multiplier `y₁ / y₀` from `w₀ = (1, 0.1)` for many `λ`, with
-# `ρ = 0.1` (so `-1/ρ = -10`) and `η = 0.05`. The grid stops at `λ = -25`, where
-# `η k = 1.875 < 2` (the largest value is printed); a separate point `λ = -30`
-# (`η k = 3`) shows the overshoot.
+# $$
+# 0 < \eta\, \lambda (1 + \rho \lambda) < 2 ;
+# $$
+#
+# [proofs/sam.md](../proofs/sam.md) words it the same way.
+#
+# We measure the one-step multiplier $y_1 / y_0$ from $w_0 = (1, 0.1)$ for many
+# $\lambda$, with $\rho = 0.1$ (so $-1/\rho = -10$) and $\eta = 0.05$. The grid stops at
+# $\lambda = -25$, where $\eta k = 1.875 < 2$ (the largest value is printed); a separate
+# point $\lambda = -30$ ($\eta k = 3$) shows the overshoot.
 
 # %%
 RHO_S, LR_S, W0_S = 0.1, 0.05, np.array([1.0, 0.1])
@@ -323,7 +380,8 @@ def one_step_multiplier(kind, lam):
     return rec.params[1, 1] / rec.params[0, 1]
 
 # %% [markdown]
-# One step of each method at every `λ` of the grid; `|y₁ / y₀| < 1` means `y` was attracted.
+# One step of each method at every $\lambda$ of the grid; $|y_1 / y_0| < 1$ means $y$ was
+# attracted.
 
 # %%
 mult = {k: np.array([one_step_multiplier(k, lam) for lam in lams])
@@ -340,13 +398,13 @@ tut.number("largest lr k(lam) on the grid (attraction needs < 2 for USAM)",
 
 # %% [markdown]
 # Two checks on the measurement itself. USAM's multiplier must be the closed form
-# `1 - η k(λ)` up to rounding: the step, the closed form and the division `y₁ / y₀` take
-# at most eleven roundings, each at most `u = eps/2` relative to a term no larger than
-# `M = 1 + η |λ| (1 + ρ |λ|)` (in units of `|y₀|`), i.e. `5.5 eps M`; we allow `8 eps M`.
-# And the overshoot point `λ = -30`
-# (`η k = 3`): USAM's multiplier `1 - 3 = -2` is below 1, so `y` is pulled across the
-# saddle, but it lands twice as far away: a test `y₁ / y₀ < 1` would wrongly call this
-# attraction, `|y₁ / y₀| < 1` does not.
+# $1 - \eta\, k(\lambda)$ up to rounding: the step, the closed form and the division
+# $y_1 / y_0$ take at most eleven roundings, each at most $\varepsilon / 2$ relative to a
+# term no larger than $M = 1 + \eta |\lambda| (1 + \rho |\lambda|)$ (in units of
+# $|y_0|$), i.e. $5.5\, \varepsilon M$; we allow $8\, \varepsilon M$. And the overshoot
+# point $\lambda = -30$ ($\eta k = 3$): USAM's multiplier $1 - 3 = -2$ is below 1, so $y$
+# is pulled across the saddle, but it lands twice as far away: a test $y_1 / y_0 < 1$
+# would wrongly call this attraction, $|y_1 / y_0| < 1$ does not.
 
 # %%
 usam_form = 1 - LR_S * k_lam
@@ -362,31 +420,37 @@ tut.number("lam = -30: StableSAM multiplier y₁ / y₀ (its step is shortened b
            over["StableSAM"], fmt=".4g")
 
 # %%
-fig, ax = plt.subplots(figsize=(6.8, 4.4))
+fig, ax = plt.subplots(figsize=(9, 4.6))
 ax.axvspan(lams.min() - 1, -1 / RHO_S, color="tab:orange", alpha=0.12,
-           label="λ < -1/ρ: k(λ) > 0")
+           label=r"$\lambda < -1/\rho$: $k(\lambda) > 0$")
 ax.plot(lams, mult["GD"], "o", color="tab:blue", ms=4, label="GD, measured")
 ax.plot(lams, mult["USAM"], "s", color="tab:red", ms=4, label="USAM, measured")
 ax.plot(lams, mult["StableSAM"], "^", color="k", ms=4, label="StableSAM, measured")
-ax.plot(lams, 1 - LR_S * k_lam, "-", color="tab:red", lw=1, label="1 - η λ (1 + ρ λ)")
-ax.axhline(1.0, color="gray", lw=1, ls="--", label="multiplier +1 / -1 (dotted)")
+ax.plot(lams, 1 - LR_S * k_lam, "-", color="tab:red", lw=1,
+        label=r"$1 - \eta \lambda (1 + \rho \lambda)$")
+ax.axhline(1.0, color="gray", lw=1, ls="--", label=r"multiplier $+1$ / $-1$ (dotted)")
 ax.axhline(-1.0, color="gray", lw=1, ls=":")
 ax.set_xlim(lams.min() - 1, 0)
 ax.set_ylim(-1.2, 3.3)
-ax.set_xlabel("negative curvature λ")
-ax.set_ylabel("one-step multiplier y₁ / y₀")
-ax.set_title("ρ = 0.1, η = 0.05: between the grey lines y is attracted", fontsize=11)
-ax.legend(fontsize=8, loc="upper right")
+ax.set_xlabel(r"negative curvature $\lambda$")
+ax.set_ylabel(r"one-step multiplier $y_1 / y_0$")
+ax.set_title(r"$\rho = 0.1$, $\eta = 0.05$: between the grey lines $y$ is attracted")
+ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
 tut.figure(fig, "saddle_multipliers", "Multiplier of the negative-curvature coordinate in "
            "one step: GD always pushes away (above 1); USAM and StableSAM pull toward the "
            "saddle exactly where λ < -1/ρ = -10 (shaded), staying above -1 (dotted) on this "
            "grid, so they are attracted there, and push away for -10 < λ < 0.")
 
 # %% [markdown]
-# Now whole trajectories, for one weak (`λ = -5`) and one strong (`λ = -15`) negative
-# curvature, over the loss contours. From the measured per-step multipliers we expect GD
-# to escape in both, USAM and StableSAM to escape at `λ = -5` and to converge to the
-# saddle at `λ = -15`.
+# Look where the red squares and black triangles cross the dashed line $+1$: exactly at
+# the edge of the shaded band, $\lambda = -1/\rho = -10$, and not at 0 as for GD (blue
+# dots, always above 1).
+
+# %% [markdown]
+# Now whole trajectories, for one weak ($\lambda = -5$) and one strong ($\lambda = -15$)
+# negative curvature, over the loss contours. From the measured per-step multipliers we
+# expect GD to escape in both, USAM and StableSAM to escape at $\lambda = -5$ and to
+# converge to the saddle at $\lambda = -15$.
 
 # %%
 T_PATH = 60
@@ -399,10 +463,10 @@ for lam in (-5.0, -15.0):
         print(f"lam = {lam:5.1f}  {k:9s}: |y_T| = {abs(paths[lam, k][-1, 1]):.3e}")
 
 # %% [markdown]
-# The paths over the contours of `f`, one panel per curvature.
+# The paths over the contours of $f$, one panel per curvature.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.4), constrained_layout=True)
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), constrained_layout=True)
 xs, ys = np.linspace(-0.2, 1.1, 200), np.linspace(-0.3, 1.0, 200)
 X, Y = np.meshgrid(xs, ys)
 colors = {"GD": "tab:blue", "USAM": "tab:red", "StableSAM": "k"}
@@ -414,39 +478,50 @@ for ax, lam in zip(axes, (-5.0, -15.0)):
     ax.plot(0, 0, "*", color="tab:orange", ms=12, label="saddle")
     ax.set_xlim(xs[0], xs[-1])
     ax.set_ylim(ys[0], ys[-1])
-    ax.set_xlabel("x  (curvature +1)")
-    ax.set_ylabel(f"y  (curvature λ = {lam:g})")
-    side = "weak: -1/ρ < λ < 0" if lam > -1 / RHO_S else "strong: λ < -1/ρ"
-    ax.set_title(f"λ = {lam:g} ({side})")
-    ax.legend(fontsize=8, loc="lower right")
-fig.suptitle("Paths from (1, 0.1) on f = ½ (x² + λ y²), ρ = 0.1, η = 0.05")
+    ax.set_xlabel(r"$x$  (curvature $+1$)")
+    ax.set_ylabel(rf"$y$  (curvature $\lambda = {lam:g}$)")
+    side = r"weak: $-1/\rho < \lambda < 0$" if lam > -1 / RHO_S else r"strong: $\lambda < -1/\rho$"
+    ax.set_title(rf"$\lambda = {lam:g}$ ({side})")
+    ax.legend(loc="upper left")
+fig.suptitle(r"Paths from $(1, 0.1)$ on $f = \frac{1}{2}(x^2 + \lambda y^2)$, "
+             r"$\rho = 0.1$, $\eta = 0.05$")
 tut.figure(fig, "saddle_paths", "Left: with weak negative curvature every method leaves "
            "the saddle along y. Right: with strong negative curvature GD leaves, but USAM "
            "and StableSAM are pulled into the saddle.")
 
 # %% [markdown]
+# Compare the red and black paths in the two panels: at $\lambda = -5$ they climb away
+# along $y$ like GD's blue one, at $\lambda = -15$ they flatten onto the $x$-axis and run
+# into the orange star.
+
+# %% [markdown]
 # ## What we checked
 #
-# - `SSAM-norm`: at every step of both runs, `‖g_ssam‖` equals `‖g‖` to `(d + 6)` ulps,
-#   while plain SAM's `‖g_adv‖` differs from `‖g‖` by more than 0.1% at every step
-#   (so the check would reject SAM).
-# - `SAM-quadratic` on `diag(10, 1)`, `ρ = 0.1`: GD and StableSAM converge at
-#   `η = 0.199` and diverge at `0.201`; USAM converges at `0.099` and diverges at `0.101`
-#   and at `0.199`.
-# - The bisected edges lie in `[b, b (1 + ln 2 / (2T))]` with `b = 0.2` for GD and
-#   StableSAM and `b = 0.1` for USAM (each interval excludes the other bound).
-# - `SAM-bounce`: normalized SAM at `η = 0.05` ends on the alternating cycle
-#   `±1/30` (relative error below `1e-9`) with the flat coordinate converged.
-# - `SAM-saddle`: for every `λ` on the grid (where `η k(λ) < 2`), USAM and StableSAM
-#   attract `y` (`|y₁ / y₀| < 1`) iff `λ < -1/ρ`; GD never does. On this all-negative grid
-#   the SPEC's interval `-1/ρ < λ < 0` is exactly the complement, so it is refuted at every
-#   point.
-# - USAM's measured multiplier equals `1 - η λ (1 + ρ λ)` within
-#   `8 eps (1 + η |λ| (1 + ρ |λ|))` at every grid point.
-# - Overshoot at `λ = -30` (`η k = 3`): USAM's multiplier is `-2` (within the same
-#   allowance), below 1 but of modulus above 1, so `|y₁ / y₀| < 1` is the right test.
-# - Trajectories: at `λ = -15` USAM and StableSAM end within `1e-9` of the saddle while
-#   GD's `|y|` grows past `1e6`; at `λ = -5` all three grow past 100 times `|y₀|`.
+# - **SSAM-norm**: at every step of both runs, $\|g_{\text{ssam}}\|$ equals $\|g\|$ to
+#   $(d + 6)$ ulps, while plain SAM's $\|g_{\text{adv}}\|$ differs from $\|g\|$ by more
+#   than 0.1% at every step (so the check would reject SAM).
+# - **SAM-quadratic** on $\operatorname{diag}(10, 1)$, $\rho = 0.1$: GD and StableSAM
+#   converge at $\eta = 0.199$ and diverge at $0.201$; USAM converges at $0.099$ and
+#   diverges at $0.101$ and at $0.199$.
+# - The bisected edges lie in $[b, b (1 + \frac{\ln 2}{2T})]$ with $b = 0.2$ for GD and
+#   StableSAM and $b = 0.1$ for USAM (each interval excludes the other bound).
+# - **SAM-bounce**: normalized SAM at $\eta = 0.05$ ends on the alternating cycle
+#   $\pm \frac{1}{30}$ (relative error below $10^{-9}$) with the flat coordinate converged.
+# - **SAM-saddle**: for every $\lambda$ on the grid (where $\eta k(\lambda) < 2$), USAM
+#   and StableSAM attract $y$ ($|y_1 / y_0| < 1$) iff $\lambda < -1/\rho$; GD never does.
+#   On this all-negative grid the interval first assumed, $-1/\rho < \lambda < 0$, is
+#   exactly the complement, so it is refuted at every point.
+# - USAM's measured multiplier equals $1 - \eta \lambda (1 + \rho \lambda)$ within
+#   $8 \varepsilon (1 + \eta |\lambda| (1 + \rho |\lambda|))$ at every grid point.
+# - Overshoot at $\lambda = -30$ ($\eta k = 3$): USAM's multiplier is $-2$ (within the
+#   same allowance), below 1 but of modulus above 1, so $|y_1 / y_0| < 1$ is the right
+#   test.
+# - Trajectories: at $\lambda = -15$ USAM and StableSAM end within $10^{-9}$ of the saddle
+#   while GD's $|y|$ grows past $10^6$; at $\lambda = -5$ all three grow past 100 times
+#   $|y_0|$.
+#
+# The exercises below ask you to find USAM's edge yourself by bisection and to write
+# StableSAM's rescale.
 
 # %%
 d_mlp = mlp.dim

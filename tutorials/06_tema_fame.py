@@ -3,25 +3,38 @@
 #
 # FAME (Fast Adaptive Moment Estimation) is Adam whose first moment is a triple
 # exponential moving average (TEMA) of the gradient instead of one EMA. A TEMA runs three
-# EMAs in a chain, `m1 ← EMA_b1(g)`, `m2 ← EMA_b3(m1)`, `m3 ← EMA_b4(m2)`, and outputs
-# `3 m1 - 3 m2 + m3`. The promise is less lag. This tutorial measures what that means.
+# EMAs in a chain, each fed by the one before,
 #
-# You will see:
+# $$
+# m_1 \leftarrow \operatorname{EMA}_{b_1}(g), \qquad
+# m_2 \leftarrow \operatorname{EMA}_{b_3}(m_1), \qquad
+# m_3 \leftarrow \operatorname{EMA}_{b_4}(m_2),
+# $$
 #
-# - EMA, DEMA and TEMA (equal decays) on constant, linear and quadratic trends, and the
-#   steady-state errors `0`, `L`, `2 L²`, `6 L³` with `L = ρ / (1 - ρ)` (claim
-#   `TEMA-poly`);
-# - lag and white-noise variance gain as functions of the decay, simulated beside the
-#   closed forms `filters.lag` / `filters.tema_lag` (claims `TEMA-lag`, `TEMA-noise`),
-#   including where "less lag costs variance" stops being a law;
-# - FAME's bias correction: how long the first steps are with the authors' `1 - b1^t`
-#   and with exact debiasing (claim `FAME-debias`), at the code defaults and at the
-#   paper's configs, where the overshoot becomes an undershoot;
-# - FAME against Adam on a small two-spirals network, and the exact reduction of FAME
-#   to Adam when `b3 = b4 = 0` (claim `FAME-adam`).
+# and outputs $3 m_1 - 3 m_2 + m_3$. The promise is less lag. This tutorial measures what
+# that means.
 #
-# Prerequisites: the EMA `m_t = ρ m_{t-1} + (1 - ρ) x_t` and Adam. Proofs:
-# `proofs/tema_fame.md`. Code: `refimpl/filters.py`, `refimpl/optimizers/fame.py`.
+# You will learn to
+#
+# - predict the steady-state error of EMA, DEMA and TEMA (equal decays) on constant,
+#   linear and quadratic trends: $0$, $L$, $2 L^2$, $6 L^3$ with
+#   $L = \frac{\rho}{1 - \rho}$ (claim **TEMA-poly**);
+# - compute the lag of FAME's mixed-decay TEMA, $L(b_1) - 2 L(b_3) + L(b_4)$, and its
+#   white-noise variance gain, and check both against simulation (claims **TEMA-lag**,
+#   **TEMA-noise**), including where "less lag costs variance" stops being a law;
+# - tell how long FAME's first steps are with the authors' bias correction
+#   $1 - b_1^t$ and with exact debiasing (claim **FAME-debias**), at the code defaults
+#   and at the paper's configs, where the overshoot becomes an undershoot;
+# - compare FAME with Adam on a small two-spirals network, and see FAME reduce to Adam
+#   exactly when $b_3 = b_4 = 0$ (claim **FAME-adam**).
+#
+# Notation: $\rho$ (or $b_1, b_3, b_4$) are EMA decays, $L(b) = \frac{b}{1 - b}$ is an
+# EMA's lag in steps, $h_k$ a filter's impulse response, $\eta$ the learning rate (`lr`).
+#
+# Prerequisites: the EMA $m_t = \rho\, m_{t-1} + (1 - \rho)\, x_t$ and Adam. Proofs:
+# [proofs/tema_fame.md](../proofs/tema_fame.md); sources:
+# [sources](../proofs/sources.md#fame). Code: `refimpl/filters.py`,
+# `refimpl/optimizers/fame.py`.
 
 # %%
 from fractions import Fraction
@@ -43,6 +56,15 @@ tut = Tutorial(
           "gradient is R_t lr with 1 - b1^t debiasing (1.75, 1.487, ... at 0.9/0.5/0.5, "
           "below lr from step 2 at 0.9/0.3/0.7) and exactly lr with exact debiasing; and "
           "FAME with b3 = b4 = 0 is Adam bit for bit.",
+    idea=r"Lags add along a chain of EMAs, so TEMA's combination $3 m_1 - 3 m_2 + m_3$ "
+         r"cancels them: with equal decays it follows constant, linear and quadratic trends "
+         r"with no steady-state error, where one EMA lags a ramp by "
+         r"$L = \frac{\rho}{1 - \rho}$ steps. The price is noise: at $\rho = 0.9$ TEMA "
+         r"passes nearly four times the EMA's white-noise variance. FAME's mixed decays keep "
+         r"only part of the lag reduction (the paper's configs lag *more* than Adam), and "
+         r"its bias correction $1 - b_1^t$ makes the first steps too long or too short.",
+    formula=r"\text{lag}(b_1, b_3, b_4) = L(b_1) - 2 L(b_3) + L(b_4), \qquad "
+            r"L(b) = \frac{b}{1 - b}",
 )
 FAST = tut.fast
 EPS = np.finfo(np.float64).eps
@@ -50,15 +72,23 @@ EPS = np.finfo(np.float64).eps
 # %% [markdown]
 # ## 1. Filters on polynomial trends
 #
-# Every filter here is linear and time-invariant: its output is `y_t = Σ_k h_k x_{t-k}`
-# with the impulse response `h`. With equal decays `ρ`, `1 - TEMA = (1 - EMA)³` as
-# operators, so the TEMA's impulse response has moments `Σ h_k = 1`,
-# `Σ k h_k = Σ k² h_k = 0`. That is why, in steady state, it reproduces polynomials of
-# degree ≤ 2 exactly. The EMA (`Σ k h_k = L`) lags a ramp by `L = ρ / (1 - ρ)` steps and
-# DEMA `2 m1 - m2` is exact up to degree 1 and leaves `2 L²` per unit of `t²`.
+# Every filter here is linear and time-invariant: its output is
 #
-# We feed `x_t = 1`, `x_t = t` and `x_t = t² / 100` for `t = 1..T`, `ρ = 0.9` (`L = 9`),
-# and read the error `x_T - y_T` at `T = 600`, long after the start-up transient.
+# $$
+# y_t = \sum_{k \ge 0} h_k\, x_{t-k}
+# $$
+#
+# with the impulse response $h$. With equal decays $\rho$,
+# $1 - \mathrm{TEMA} = (1 - \mathrm{EMA})^3$ as operators, so the TEMA's impulse response
+# has moments $\sum_k h_k = 1$ and $\sum_k k\, h_k = \sum_k k^2 h_k = 0$. That is why, in
+# steady state, it reproduces polynomials of degree $\le 2$ exactly. The EMA
+# ($\sum_k k\, h_k = L$) lags a ramp by $L = \frac{\rho}{1 - \rho}$ steps, and DEMA
+# $2 m_1 - m_2$ is exact up to degree 1 and leaves $2 L^2$ per unit of $t^2$
+# ([TEMA-poly](../proofs/tema_fame.md#claim-tema-poly)).
+#
+# We feed $x_t = 1$, $x_t = t$ and $x_t = t^2 / 100$ for $t = 1, \dots, T$, with
+# $\rho = 0.9$ ($L = 9$), and read the error $x_T - y_T$ at $T = 600$, long after the
+# start-up transient.
 
 # %%
 RHO, T_POLY = 0.9, 600
@@ -80,12 +110,15 @@ closed = {("EMA", 0): 0.0, ("EMA", 1): L9, ("EMA", 2): a2 * (2 * L9 * T_POLY - L
 outputs = {(f, name): FILTERS[f](x) for f in FILTERS for name, (x, _) in inputs.items()}
 
 # %% [markdown]
-# How close must "zero" be? Two effects, both bounded in `proofs/tema_fame.md`:
+# How close must "zero" be? Two effects, both bounded in
+# [proofs/tema_fame.md](../proofs/tema_fame.md#claim-tema-poly):
 #
-# - rounding: each EMA's error is damped by `ρ` and stays below `3 u max|x| / (1 - ρ)`;
-#   the proofs' tests allow `80 eps max|x| / (1 - ρ)` for the whole chain;
-# - the start-up transient at `T`: `Σ_{k≥T} |h_k| k^p` for a degree-`p` input, with
-#   `|h_k| ≤ 7 C(k + 2, 2) ρ^k`, summed as a geometric tail (`tail` below).
+# - rounding: each EMA's error is damped by $\rho$ and stays below
+#   $3 u \max|x| / (1 - \rho)$ with $u = \varepsilon / 2$ ($\varepsilon = 2^{-52}$); the
+#   proofs' tests allow $80\, \varepsilon \max|x| / (1 - \rho)$ for the whole chain;
+# - the start-up transient at $T$: $\sum_{k \ge T} |h_k|\, k^p$ for a degree-$p$ input,
+#   with $|h_k| \le 7 \binom{k + 2}{2} \rho^k$, summed as a geometric tail (`tail`
+#   below).
 
 # %%
 def tail(b, T, p):
@@ -110,8 +143,9 @@ tut.number("DEMA error on t²/100 (measured; closed form 2 L² / 100 = 1.62)", e
            fmt=".12g")
 
 # %% [markdown]
-# TEMA's first failing degree is 3: on `x_t = t³ / 10⁴` its steady-state error should be
-# `6 L³ / 10⁴` (the third moment `Σ k³ h_k = 6 L³`), with the same allowance.
+# TEMA's first failing degree is 3: on $x_t = t^3 / 10^4$ its steady-state error should
+# be $6 L^3 / 10^4$ (the third moment is $\sum_k k^3 h_k = 6 L^3$), with the same
+# allowance.
 
 # %%
 a3 = 1e-4
@@ -126,45 +160,73 @@ tut.number("TEMA error on t³/10⁴ (measured)", tema_cubic_err, fmt=".12g")
 
 # %%
 T_SHOW = 120
-fig, axes = plt.subplots(2, 3, figsize=(12, 6.8), constrained_layout=True)
+fig, axes = plt.subplots(2, 3, figsize=(13, 7.6), constrained_layout=True)
 colors = {"EMA": "tab:red", "DEMA": "tab:green", "TEMA": "tab:blue"}
+titles = {"constant 1": r"input $x_t = 1$", "ramp t": r"input $x_t = t$",
+          "quadratic t²/100": r"input $x_t = t^2 / 100$"}
 for col, (name, (x, p)) in enumerate(inputs.items()):
     top, bottom = axes[0, col], axes[1, col]
-    top.plot(t[:T_SHOW], x[:T_SHOW], "k", lw=3, alpha=0.35, label="input x")
+    top.plot(t[:T_SHOW], x[:T_SHOW], "k", lw=4, alpha=0.35,
+             label=r"input $x$" if col == 0 else None)   # one legend, in the first panel
     for f in FILTERS:
         y = outputs[f, name][:T_SHOW]
-        top.plot(t[:T_SHOW], y, color=colors[f], lw=1.3, label=f)
-        bottom.plot(t[:T_SHOW], x[:T_SHOW] - y, color=colors[f], lw=1.3, label=f)
-    top.set_title(f"input: {name}")
+        top.plot(t[:T_SHOW], y, color=colors[f], lw=1.6, label=f if col == 0 else None)
+        bottom.plot(t[:T_SHOW], x[:T_SHOW] - y, color=colors[f], lw=1.6)
+    top.set_title(titles[name])
     top.set_ylabel("signal")
-    top.set_xlabel("step t")
-    bottom.set_ylabel("error x - y")
-    bottom.set_xlabel("step t")
+    top.set_xlabel(r"step $t$")
+    bottom.set_ylabel(r"error $x_t - y_t$")
+    bottom.set_xlabel(r"step $t$")
     bottom.axhline(0.0, color="gray", lw=0.8)
-    top.legend(fontsize=8)
-axes[1, 1].axhline(L9, color="tab:red", ls=":", lw=1.5, label="L = 9")
-axes[1, 2].axhline(2 * a2 * L9**2, color="tab:green", ls=":", lw=1.5, label="2 L² / 100")
+axes[1, 1].axhline(L9, color="tab:red", ls=":", lw=2, label=r"$L = 9$")
+axes[1, 2].axhline(2 * a2 * L9**2, color="tab:green", ls=":", lw=2, label=r"$2 L^2 / 100$")
 axes[1, 2].set_ylim(-3, 12)
-for ax in axes[1]:
-    ax.legend(fontsize=8)
-fig.suptitle("ρ = 0.9: EMA lags a ramp by L = 9; DEMA is exact on ramps; TEMA also on quadratics")
+axes[0, 0].set_ylim(0, 1.5)                   # room for the legend above the signals
+axes[0, 0].legend(loc="upper right", ncol=2)
+for ax in axes[1, 1:]:
+    ax.legend(loc="center right")
+fig.suptitle(r"$\rho = 0.9$: EMA lags a ramp by $L = 9$; DEMA is exact on ramps; "
+             r"TEMA also on quadratics")
 tut.figure(fig, "polynomial_trends", "Top: inputs (grey) and filter outputs; bottom: the "
            "errors, which settle at 0, L = 9 (EMA on the ramp) and 2 L²/100 (DEMA on the "
            "quadratic); the EMA's error on the quadratic keeps growing (off the bottom "
            "right panel's scale), the TEMA's goes to 0 on all three.")
 
 # %% [markdown]
+# Read the bottom row from left to right: the blue TEMA error returns to 0 in all three
+# panels after a start-up of a few dozen steps, while the red EMA error settles at
+# $L = 9$ on the ramp and the green DEMA error at $2 L^2 / 100 = 1.62$ on the quadratic
+# (the dotted lines). The price of the faster filters is visible at the start: their
+# transients overshoot more.
+
+# %% [markdown]
 # ## 2. Lag and noise gain as functions of the decay
 #
-# *Lag*: the steady-state delay on a ramp, `Σ k h_k`. For FAME's mixed decays `(b1, b3, b4)`
-# it is `L(b1) - 2 L(b3) + L(b4)` (`filters.tema_lag`): lags add along a chain. With
-# equal decays that is 0; with the code defaults `(b1, 0.5, 0.5)` and the paper's configs
-# `(b1, 0.3, 0.7)` it is not. We measure it as `x_T - y_T` on `x_t = t`.
+# *Lag*: the steady-state delay on a ramp, $\sum_k k\, h_k$. The chain's $m_1$ lags by
+# $L(b_1)$, $m_2$ by $L(b_1) + L(b_3)$ and $m_3$ by $L(b_1) + L(b_3) + L(b_4)$ (lags add
+# along a chain), and the weights $3, -3, 1$ sum to 1, so FAME's mixed decays
+# $(b_1, b_3, b_4)$ lag by
 #
-# *Noise gain*: for white noise of variance `σ²` the output variance is `σ² Σ h_k²`. The
-# closed forms at equal decay `ρ` (`proofs/tema_fame.md`, TEMA-noise):
-# `G_EMA = (1 - ρ) / (1 + ρ)`, `G_DEMA = (1 - ρ)(1 + 4ρ + 5ρ²) / (1 + ρ)³`,
-# `G_TEMA = (1 - ρ)(1 + 6ρ + 16ρ² + 24ρ³ + 19ρ⁴) / (1 + ρ)⁵`.
+# $$
+# 3 L(b_1) - 3 \bigl(L(b_1) + L(b_3)\bigr) + \bigl(L(b_1) + L(b_3) + L(b_4)\bigr)
+# = L(b_1) - 2 L(b_3) + L(b_4)
+# $$
+#
+# (`filters.tema_lag`, [TEMA-lag](../proofs/tema_fame.md#claim-tema-lag)). With equal
+# decays that is 0; with the code defaults $(b_1, 0.5, 0.5)$ and the paper's configs
+# $(b_1, 0.3, 0.7)$ it is not. We measure it as $x_T - y_T$ on $x_t = t$.
+#
+# *Noise gain*: for white noise of variance $\sigma^2$ the output variance is
+# $\sigma^2 \sum_k h_k^2$. The closed forms at equal decay $\rho$
+# ([TEMA-noise](../proofs/tema_fame.md#claim-tema-noise)):
+#
+# $$
+# \begin{aligned}
+# G_{\text{EMA}} &= \frac{1 - \rho}{1 + \rho}, \qquad
+# G_{\text{DEMA}} = \frac{(1 - \rho)(1 + 4\rho + 5\rho^2)}{(1 + \rho)^3}, \\
+# G_{\text{TEMA}} &= \frac{(1 - \rho)(1 + 6\rho + 16\rho^2 + 24\rho^3 + 19\rho^4)}{(1 + \rho)^5}.
+# \end{aligned}
+# $$
 
 # %%
 def gain_closed(kind, b):
@@ -175,7 +237,7 @@ def gain_closed(kind, b):
     return (1 - b) * (1 + 6 * b + 16 * b**2 + 24 * b**3 + 19 * b**4) / (1 + b) ** 5
 
 # %% [markdown]
-# The lags first: each filter on a ramp of `T = 800` steps at six decays, against its
+# The lags first: each filter on a ramp of $T = 800$ steps at six decays, against its
 # closed form, with the allowance of section 1 (taken at the filter's largest decay).
 
 # %%
@@ -205,16 +267,17 @@ tut.number("largest |measured - closed-form lag| over all filters and decays",
 
 # %% [markdown]
 # For the noise gain we need many independent outputs. FAME's state holds the chain
-# `(m1, m2, m3)` for every coordinate, so `FAME(lr=0)` fed a vector of `R` independent
-# standard-normal "gradients" per step is a bank of `R` TEMA chains built from the very
+# $(m_1, m_2, m_3)$ for every coordinate, so `FAME(lr=0)` fed a vector of $R$ independent
+# standard-normal "gradients" per step is a bank of $R$ TEMA chains built from the very
 # kernels of `refimpl.filters` (one column is compared with `filters.tema` bit for bit).
-# `m1` is the EMA, `2 m1 - m2` the DEMA (with `b3 = ρ`), `3 m1 - 3 m2 + m3` the TEMA.
+# $m_1$ is the EMA, $2 m_1 - m_2$ the DEMA (with $b_3 = \rho$), $3 m_1 - 3 m_2 + m_3$ the
+# TEMA.
 #
-# After `T = 600` steps each output is a Gaussian of variance `G` (the truncated tail of
-# `Σ h_k²` is below `1e-12` relative, checked below), and the `R` outputs are independent:
-# `R Ĝ / G` with `Ĝ = mean(y²)` is exactly `χ²_R`. We accept when `Ĝ / G` lies in the
-# central `χ²_R / R` interval of total false-alarm probability `1e-6`, split over all the
-# comparisons (Bonferroni).
+# After $T = 600$ steps each output is a Gaussian of variance $G$ (the truncated tail of
+# $\sum_k h_k^2$ is below $10^{-12}$ relative, checked below), and the $R$ outputs are
+# independent: $R\, \hat G / G$ with $\hat G = \operatorname{mean}(y^2)$ is exactly
+# $\chi^2_R$. We accept when $\hat G / G$ lies in the central $\chi^2_R / R$ interval of
+# total false-alarm probability $10^{-6}$, split over all the comparisons (Bonferroni).
 
 # %%
 R_MC = 4000 if FAST else 20000
@@ -236,7 +299,8 @@ def filter_bank(b, steps, R):
     return {"EMA": m1, "DEMA": 2 * m1 - m2, "TEMA": 3 * m1 - 3 * m2 + m3}, first
 
 # %% [markdown]
-# One bank per decay; `Ĝ / G` for each filter against the Bonferroni `χ²` interval.
+# One bank per decay; $\hat G / G$ for each filter against the Bonferroni $\chi^2$
+# interval.
 
 # %%
 KINDS = ("EMA", "DEMA", "TEMA")
@@ -259,8 +323,9 @@ tut.number("closed-form TEMA gain at ρ = 0.9 (493219/2476099)", gain_closed("TE
            fmt=".4f")
 
 # %% [markdown]
-# The deterministic version of the same number: `Σ h_k²` of the float filters' impulse
-# responses (2000 terms), against the closed forms, and the truncation at `T = 600`.
+# The deterministic version of the same number: $\sum_k h_k^2$ of the float filters'
+# impulse responses (2000 terms), against the closed forms, and the truncation at
+# $T = 600$.
 
 # %%
 imp = np.zeros(2000)
@@ -276,41 +341,59 @@ tut.number("max relative |Σ h_k² - closed form| (impulse responses)", gain_imp
 tut.number("max relative truncated tail Σ_{k≥600} h_k² / G", trunc, fmt=".2e")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+fig, axes = plt.subplots(1, 2, figsize=(10, 5.2), constrained_layout=True)
 fine = np.linspace(0.5, 0.95, 91)
 ax = axes[0]
 for (name, (_, formula, _)), c in zip(lag_filters.items(),
                                       ("tab:red", "tab:blue", "tab:purple", "tab:orange")):
-    ax.plot(fine, [formula(b) for b in fine], color=c, lw=1.3, label=f"{name}: closed form")
-    ax.plot(RHOS, lag_meas[name], "o", color=c, ms=5, mfc="none")
-ax.plot([], [], "ko", mfc="none", label="measured on a ramp")
-ax.set_xlabel("decay ρ (= b1)")
+    ax.plot(fine, [formula(b) for b in fine], color=c, lw=1.6,
+            label=name.replace("ρ", r"$\rho$"))
+    ax.plot(RHOS, lag_meas[name], "o", color=c, ms=7, mfc="none")
+ax.plot([], [], "ko", mfc="none", ms=7, label="measured on a ramp")
+ax.set_xlabel(r"decay $\rho$ ($= b_1$)")
 ax.set_ylabel("steady-state lag (steps)")
-ax.set_title("Lag on a ramp")
-ax.legend(fontsize=8)
+ax.set_title("Lag on a ramp (lines: closed form)")
+ax.legend(loc="upper left")
 ax = axes[1]
 for k, c in zip(KINDS, ("tab:red", "tab:green", "tab:blue")):
-    ax.plot(fine, [gain_closed(k, b) for b in fine], color=c, lw=1.3, label=f"{k}: closed form")
+    ax.plot(fine, [gain_closed(k, b) for b in fine], color=c, lw=1.6, label=k)
     ax.errorbar(RHOS, gain_mc[k], yerr=[gain_cf[k] * (1 - lo_q), gain_cf[k] * (hi_q - 1)],
-                fmt="o", color=c, ms=4, mfc="none", capsize=2)
-ax.errorbar([], [], yerr=[], fmt="ko", mfc="none", label="Monte Carlo (bars: acceptance)")
+                fmt="o", color=c, ms=7, mfc="none", capsize=3)
+ax.errorbar([], [], yerr=[], fmt="ko", mfc="none", ms=7, label="Monte Carlo")
 ax.set_yscale("log")
-ax.set_xlabel("decay ρ (equal decays)")
-ax.set_ylabel("variance gain Σ h_k²")
-ax.set_title(f"White-noise variance gain (R = {R_MC})")
-ax.legend(fontsize=8)
+ax.set_xlabel(r"decay $\rho$ (equal decays)")
+ax.set_ylabel(r"variance gain $\Sigma_k\, h_k^2$")
+ax.set_title(f"White-noise variance gain ($R = {R_MC}$)")
+ax.legend(loc="lower left")
 tut.figure(fig, "lag_and_noise", "Left: lag against the decay; the equal-decay TEMA has "
            "lag 0, the EMA ρ/(1-ρ), FAME's mixed TEMAs lie in between or above. Right: "
-           "variance gains; removing the lag multiplies the noise gain (TEMA above EMA at "
-           "every ρ), and the simulation sits on the closed forms.")
+           "variance gains (lines: closed forms; bars: the Monte Carlo acceptance intervals); "
+           "removing the lag multiplies the noise gain (TEMA above EMA at every ρ), and the "
+           "simulation sits on the closed forms.", key=True)
+
+# %% [markdown]
+# On the left, follow the blue line along 0 and the orange one above the red: the
+# equal-decay TEMA has no lag at all, but the paper's mixed decays $(\rho, 0.3, 0.7)$ lag
+# *more* than the plain EMA at every decay, by
+# $L(0.7) - 2 L(0.3) = \frac{7}{3} - \frac{6}{7} \approx 1.48$ steps, while the code
+# defaults (purple) gain just $2 L(0.5) - L(0.5) = 1$ step on it. On the right, the
+# blue TEMA curve lies above the red EMA curve at every $\rho$: the lag is paid for in
+# noise.
 
 # %% [markdown]
 # Is "less lag costs variance" a law? Along the EMA family and between EMA, DEMA and TEMA
 # at one decay, yes. For filters in general, no: the two-level window
-# `h_k = (3N - 1) / (2N²)` for `k < N`, `-(N - 1) / (2N²)` for `N ≤ k < 2N` sums to 1, has
-# lag 0, and its gain is about `2.5 / N`. We compute its lag and gain for `N = 100`
-# beside the EMA at 0.9 and FAME's two mixed TEMAs at `b1 = 0.9` (their gains from their
-# impulse responses).
+#
+# $$
+# h_k = \begin{cases}
+# \frac{3N - 1}{2N^2} & 0 \le k < N, \\
+# -\frac{N - 1}{2N^2} & N \le k < 2N
+# \end{cases}
+# $$
+#
+# sums to 1, has lag 0, and its gain is about $2.5 / N$. We compute its lag and gain for
+# $N = 100$ beside the EMA at 0.9 and FAME's two mixed TEMAs at $b_1 = 0.9$ (their gains
+# from their impulse responses).
 
 # %%
 N = 100
@@ -323,8 +406,9 @@ trade = {"EMA 0.9": (filters.lag(0.9), np.sum(filters.ema(imp, 0.9) ** 2)),
          "FAME 0.9/0.3/0.7": (filters.tema_lag(0.9, 0.3, 0.7),
                               np.sum(filters.tema(imp, 0.9, 0.3, 0.7) ** 2)),
          f"window N = {N}": (float(np.sum(k_idx * window)), float(np.sum(window**2)))}
-for name, (lg, gn) in trade.items():
-    print(f"{name:17s}: lag {lg:7.3f} steps, gain {gn:.4f}")
+for name, (lg, gn) in trade.items():   # an EMA with lag L has gain 1 / (1 + 2 L)
+    print(f"{name:17s}: lag {lg:7.3f} steps, gain {gn:.4f} "
+          f"(an EMA with this lag: {1 / (1 + 2 * max(lg, 0.0)):.4f})")
 window_sum = float(np.sum(window))
 tut.number("window: sum of h", window_sum, fmt=".15g")
 tut.number("window: lag", trade[f"window N = {N}"][0], "steps", fmt=".3g")
@@ -333,34 +417,51 @@ tut.number("FAME 0.9/0.3/0.7: lag (Adam's EMA: 9)", trade["FAME 0.9/0.3/0.7"][0]
            fmt=".4f")
 
 # %%
-fig, ax = plt.subplots(figsize=(6.6, 4.3))
+fig, ax = plt.subplots(figsize=(9, 4.8))
 b_family = np.linspace(0.3, 0.97, 100)
 ax.plot([filters.lag(b) for b in b_family], [gain_closed("EMA", b) for b in b_family],
-        color="tab:red", lw=1.3, label="EMA family (ρ from 0.3 to 0.97)")
-for (name, (lg, gn)), m in zip(trade.items(), ("o", "s", "^", "v", "*")):
-    ax.plot(lg, gn, m, ms=10 if m == "*" else 7, label=name)
+        color="tab:red", lw=1.6, label=r"EMA family ($\rho$ from 0.3 to 0.97)")
+for (name, (lg, gn)), m, c in zip(trade.items(), ("o", "s", "^", "v", "*"),
+                                  ("tab:red", "tab:blue", "tab:purple", "tab:orange", "k")):
+    ax.plot(lg, gn, m, color=c, ms=15 if m == "*" else 10,
+            label=name.replace("window N", "window $N$"))
 ax.set_yscale("log")
 ax.set_xlabel("lag on a ramp (steps)")
-ax.set_ylabel("white-noise variance gain")
+ax.set_ylabel(r"variance gain $\Sigma_k\, h_k^2$")
 ax.set_title("Lag against noise: not a law for all filters")
-ax.legend(fontsize=8)
+ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
 tut.figure(fig, "lag_vs_noise", "Each filter as a point (lag, gain). Along the EMA curve "
            "less lag means more noise, and TEMA 0.9 buys lag 0 with a larger gain, but "
            "the two-level window (star) has lag 0 and a gain below the EMA at 0.9.")
 
 # %% [markdown]
+# The red curve is what an EMA offers, $G = \frac{1}{1 + 2L}$: less lag for more noise.
+# A point below it beats every EMA with the same lag, a point above it loses to one
+# (the printout above gives the EMA's gain at each point's lag). TEMA 0.9 (square) is far
+# below: an EMA with lag 0 copies its input, gain 1. The code defaults (up triangle) are
+# above: an EMA with decay $\frac{8}{9}$ has the same 8 steps of lag and less noise. The
+# paper's configs (down triangle) sit on the curve, a hair below. And the black star, the
+# window, has lag 0 and less noise than the EMA at 0.9, which lags 9 steps.
+
+# %% [markdown]
 # ## 3. FAME's bias correction
 #
 # The chain starts at zero, so early outputs are too small. The authors divide by
-# `1 - b1^t` (Adam's correction of one EMA); the chain's real response to a constant 1 is
-# `TEMA_t(1)`, different unless `b3 = b4 = 0`. On a constant gradient `g` (with
-# `|g| ≫ eps`), step t then moves `w` by `R_t · lr` with
-# `R_t = TEMA_t(1) / (1 - b1^t)` (`debias="adam"`), or by exactly `lr`
-# (`debias="exact"`). `proofs/tema_fame.md` gives `R_t` in closed form for `b3 = b4`.
+# $1 - b_1^t$ (Adam's correction of one EMA); the chain's real response to a constant 1 is
+# $\mathrm{TEMA}_t(1)$, different unless $b_3 = b_4 = 0$. On a constant gradient $g$
+# (with $|g| \gg$ `eps`), step $t$ then moves $w$ by $R_t\, \eta$ with `debias="adam"`,
 #
-# We measure `R_t` as `(w_{t-1} - w_t) / lr` from the optimizer itself (`g = 1`,
-# `lr = 1`, `eps = 1e-300` so that `|g| + eps = |g|` in floats) and compute the exact
-# value in rational arithmetic from the float decays.
+# $$
+# R_t = \frac{\mathrm{TEMA}_t(1)}{1 - b_1^t},
+# $$
+#
+# or by exactly $\eta$ with `debias="exact"`.
+# [FAME-debias](../proofs/tema_fame.md#claim-fame-debias) gives $R_t$ in closed form for
+# $b_3 = b_4$.
+#
+# We measure $R_t$ as $(w_{t-1} - w_t) / \eta$ from the optimizer itself ($g = 1$,
+# $\eta = 1$, `eps=1e-300` so that $|g| + \text{eps} = |g|$ in floats) and compute the
+# exact value in rational arithmetic from the float decays.
 
 # %%
 T_DB = 40
@@ -391,8 +492,15 @@ def exact_ratios(b3, b4, b1=0.9):
     return out
 
 # %% [markdown]
-# The closed form for `b3 = b4 = β` from the proofs, then all three at both configs
-# (and the paper's `R_4` with the decimal decays, as the proofs state it).
+# The closed form for $b_1 = \alpha$, $b_3 = b_4 = \beta$ from the proofs,
+#
+# $$
+# R_t = 1 + (A - 1)\, \frac{(2 - A)(\alpha^t - \beta^t) + (1 - \beta)\, t\, \beta^t}{1 - \alpha^t},
+# \qquad A = \frac{(1 - \beta)\, \alpha}{\alpha - \beta},
+# $$
+#
+# then all three at both configs (and the paper's $R_4$ with the decimal decays, as the
+# proofs state it).
 
 # %%
 def closed_form_ratio(k, alpha=0.9, beta=0.5):
@@ -422,10 +530,10 @@ tut.number("paper configs: shortest step (ratio)", R_meas[p_name].min(), fmt=".4
 tut.number("paper configs: at step", t_min)
 
 # %% [markdown]
-# The measured ratios, the rational recursion and (for `b3 = b4`) the closed form must
+# The measured ratios, the rational recursion and (for $b_3 = b_4$) the closed form must
 # agree to rounding. Allowance: the chain's response carries at most
-# `80 eps / (1 - b1)` relative rounding (as in section 1), and the difference
-# `w_{t-1} - w_t` adds `u (|w_{t-1}| + |w_t|)`.
+# $80\, \varepsilon / (1 - b_1)$ relative rounding (as in section 1), and the difference
+# $w_{t-1} - w_t$ adds $u\, (|w_{t-1}| + |w_t|)$.
 
 # %%
 agree = {}
@@ -438,36 +546,44 @@ for name in CONFIGS:
 closed_dev = float(np.abs(R_closed - R_exact[d_name]).max())
 tut.number("defaults: max |closed form - rational recursion|", closed_dev, fmt=".2e")
 
-fig, ax = plt.subplots(figsize=(6.6, 4.3))
+fig, ax = plt.subplots(figsize=(9, 4.8))
 steps_db = np.arange(1, T_DB + 1)
-ax.plot(steps_db, R_meas[d_name], "o-", color="tab:blue", ms=4, label="1 - b1^t, 0.9/0.5/0.5")
-ax.plot(steps_db, R_closed, "k:", lw=1.5, label="closed form (b3 = b4)")
-ax.plot(steps_db, R_meas[p_name], "s-", color="tab:orange", ms=4, label="1 - b1^t, 0.9/0.3/0.7")
+ax.plot(steps_db, R_meas[d_name], "o-", color="tab:blue", ms=5,
+        label=r"$1 - b_1^t$, 0.9/0.5/0.5")
+ax.plot(steps_db, R_closed, "k:", lw=2, label=r"closed form ($b_3 = b_4$)")
+ax.plot(steps_db, R_meas[p_name], "s-", color="tab:orange", ms=5,
+        label=r"$1 - b_1^t$, 0.9/0.3/0.7")
 for name in CONFIGS:
-    ax.plot(steps_db, R_exactdebias[name], "-", color="tab:green", lw=3, alpha=0.5,
-            label="exact debiasing (both configs)" if name == d_name else None)
+    ax.plot(steps_db, R_exactdebias[name], "-", color="tab:green", lw=4, alpha=0.5,
+            label="exact debiasing\n(both configs)" if name == d_name else None)
 ax.axhline(1.0, color="gray", lw=0.8)
-ax.set_xlabel("step t")
-ax.set_ylabel("step length / lr on a constant gradient")
-ax.set_title("FAME's first steps: overshoot, undershoot, or exactly lr")
-ax.legend(fontsize=8)
+ax.set_xlabel(r"step $t$")
+ax.set_ylabel(r"$R_t$ = step length / $\eta$")
+ax.set_title(r"FAME's first steps on a constant gradient: too long, too short, or $\eta$")
+ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
 tut.figure(fig, "debias", "The ratio R_t of FAME's step to lr on a constant gradient: with "
            "1 - b1^t it overshoots at the code defaults (blue) and undershoots from step 2 "
            "at the paper's configs (orange); exact debiasing gives steps of exactly lr.")
+
+# %% [markdown]
+# Look at the first few steps: at the code defaults (blue) the first step is $1.75\,\eta$
+# and the excess decays over about twenty steps; at the paper's configs (orange) only the
+# first step is too long, and steps 2 to 40 are too short, the shortest at $t = 4$. The
+# green line, exact debiasing, stays on 1 from the first step.
 
 # %% [markdown]
 # ## 4. FAME against Adam on a small network
 #
 # A 2-16-16-2 tanh network with cross-entropy on 200 two-spirals points (the README's
 # "first look" setting), mini-batches of 20, the same learning rate 0.01 for Adam,
-# FAME official (`b1, b3, b4 = 0.9, 0.5, 0.5`, `1 - b1^t`: the authors' code) and FAME
-# full (`variant="full"`), three initialisation/shuffle seeds. "Full" is the version in
-# the authors' talk slides: a TEMA on BOTH moments, the gradient chain with decays
-# `(b1, b3, b5)` and the squared-gradient chain with `(b2, b4, b5)`, five decays in all.
-# The slides do not say how it is bias-corrected or where `eps` goes, so refimpl's
-# version is a reconstruction (exact debiasing of both chains, documented in
-# `refimpl/optimizers/fame.py`). This is one small problem: it measures these runs, not
-# a general ranking.
+# FAME official ($b_1, b_3, b_4 = 0.9, 0.5, 0.5$ with $1 - b_1^t$: the authors' code)
+# and FAME full (`variant="full"`), three initialisation/shuffle seeds. "Full" is the
+# version in the authors' talk slides: a TEMA on *both* moments, the gradient chain with
+# decays $(b_1, b_3, b_5)$ and the squared-gradient chain with $(b_2, b_4, b_5)$, five
+# decays in all. The slides do not say how it is bias-corrected or where `eps` goes, so
+# refimpl's version is a reconstruction (exact debiasing of both chains, documented in
+# `refimpl/optimizers/fame.py` and in [sources](../proofs/sources.md#full-variant)).
+# This is one small problem: it measures these runs, not a general ranking.
 
 # %%
 spirals = data.two_spirals(200, seed=0)
@@ -493,16 +609,16 @@ for s in SEEDS:
 tut.number("same loss ranking on every seed", bool(same_ranking))
 
 # %%
-fig, ax = plt.subplots(figsize=(6.8, 4.3))
+fig, ax = plt.subplots(figsize=(9, 4.8))
 for name, c in zip(OPTS, ("tab:red", "tab:blue", "tab:green")):
     for seed in SEEDS:
-        ax.plot(np.arange(1, EPOCHS + 1), curves[name, seed], color=c, lw=1.2,
+        ax.plot(np.arange(1, EPOCHS + 1), curves[name, seed], color=c, lw=1.6,
                 alpha=1.0 if seed == 0 else 0.35, label=name if seed == 0 else None)
 ax.set_yscale("log")
 ax.set_xlabel("epoch")
-ax.set_ylabel("mean mini-batch training loss")
-ax.set_title(f"Two spirals, 2-16-16-2 tanh, lr = {LR}, seeds {SEEDS}")
-ax.legend(fontsize=8)
+ax.set_ylabel("mean mini-batch loss")
+ax.set_title(rf"Two spirals, 2-16-16-2 tanh, $\eta = {LR}$, seeds {SEEDS}")
+ax.legend(loc="lower left")
 verdict = ("the ranking of the final losses is the same on all three seeds" if same_ranking
            else "which one ends lowest depends on the seed")
 tut.figure(fig, "mlp_training", "Training loss per epoch for Adam and the two FAME "
@@ -510,13 +626,20 @@ tut.figure(fig, "mlp_training", "Training loss per epoch for Adam and the two FA
            f"{verdict} (printed above).")
 
 # %% [markdown]
-# The reduction `FAME-adam`: with `b3 = b4 = 0` the chain copies `m1` into `m2` and `m3`,
-# and `(3 m1 - 3 m1) + m1 = m1`; every other operation is written in Adam's order. So
+# Compare the gap between the colours within one seed with the spread between seeds
+# (the faint curves): on this problem the seed moves the curves at least as much as the
+# choice of method, so the figure is no ranking of the optimizers. The printout above
+# says whether the order of the final losses is the same on every seed.
+
+# %% [markdown]
+# The reduction [FAME-adam](../proofs/tema_fame.md#claim-fame-adam): with
+# $b_3 = b_4 = 0$ the chain copies $m_1$ into $m_2$ and $m_3$, and
+# $(3 m_1 - 3 m_1) + m_1 = m_1$; every other operation is written in Adam's order. So
 # the whole MLP run must match Adam bit for bit (the one documented exception, the sign
-# of an exact zero, needs `b1 = 0`). Teeth: FAME at its defaults (different mathematics)
-# must NOT match bitwise. We also print how far `b3 = b4 = 0` with exact debiasing lands:
-# the same mathematics with a different rounding, so it may or may not match bitwise,
-# and we assert neither.
+# of an exact zero, needs $b_1 = 0$). Teeth: FAME at its defaults (different mathematics)
+# must *not* match bitwise. We also print how far $b_3 = b_4 = 0$ with exact debiasing
+# lands: the same mathematics with a different rounding, so it may or may not match
+# bitwise, and we assert neither.
 
 # %%
 T_RED = 30 * mlp.steps_per_epoch
@@ -547,29 +670,33 @@ tut.number("FAME defaults vs Adam: max |difference|",
 # %% [markdown]
 # ## What we checked
 #
-# - `TEMA-poly`: at `ρ = 0.9`, TEMA's steady-state error on constant, ramp and quadratic
-#   input, DEMA's on constant and ramp, and the EMA's on a constant are 0 (the same check
-#   rejects DEMA on the quadratic and EMA on the ramp); EMA's ramp lag
-#   is `L = ρ/(1-ρ) = 9`, DEMA's quadratic error `2 L² a`, the EMA's quadratic error
-#   `2 a L T - a (L + 2 L²)`, and TEMA's error on the cubic `a₃ t³` is `6 L³ a₃`, each
-#   within the rounding plus transient allowance.
-# - `TEMA-lag`: the measured ramp lags of EMA, equal-decay TEMA and FAME's two mixed
+# - **TEMA-poly**: at $\rho = 0.9$, TEMA's steady-state error on constant, ramp and
+#   quadratic input, DEMA's on constant and ramp, and the EMA's on a constant are 0 (the
+#   same check rejects DEMA on the quadratic and EMA on the ramp); EMA's ramp lag is
+#   $L = \frac{\rho}{1 - \rho} = 9$, DEMA's quadratic error $2 L^2 a$, the EMA's
+#   quadratic error $2 a L T - a (L + 2 L^2)$, and TEMA's error on the cubic $a_3 t^3$ is
+#   $6 L^3 a_3$, each within the rounding plus transient allowance.
+# - **TEMA-lag**: the measured ramp lags of EMA, equal-decay TEMA and FAME's two mixed
 #   TEMAs equal `filters.lag` / `filters.tema_lag` at every decay (same allowance); the
 #   paper's configs lag more than Adam's EMA (9 steps), the defaults less.
-# - `TEMA-noise`: `Σ h_k²` of the float impulse responses equals the closed forms to
-#   `1e-12` relative; the Monte Carlo gains lie in their `χ²` acceptance intervals
-#   (false-alarm probability `1e-6` in total); at every decay the Monte Carlo gains are
-#   ordered `Ĝ_EMA < Ĝ_DEMA < Ĝ_TEMA` and each rejects the other two filters' closed
-#   forms (so the acceptance test can tell the three formulas apart); and the zero-lag
-#   window has a gain below EMA(0.9)'s.
-# - `FAME-debias`: the optimizer's step ratios equal the exact rational `R_t` at both
+# - **TEMA-noise**: $\sum_k h_k^2$ of the float impulse responses equals the closed forms
+#   to $10^{-12}$ relative; the Monte Carlo gains lie in their $\chi^2$ acceptance
+#   intervals (false-alarm probability $10^{-6}$ in total); at every decay the Monte
+#   Carlo gains are ordered $\hat G_{\text{EMA}} < \hat G_{\text{DEMA}} < \hat G_{\text{TEMA}}$
+#   and each rejects the other two filters' closed forms (so the acceptance test can tell
+#   the three formulas apart); and the zero-lag window has a gain below EMA(0.9)'s.
+# - **FAME-debias**: the optimizer's step ratios equal the exact rational $R_t$ at both
 #   configs (and the closed form at the defaults); the defaults' first five are
-#   1.75, 1.487, 1.330, 1.234, 1.173; at the paper's configs `R_1 > 1`, `R_t < 1` for
-#   `t = 2..40`, the shortest is `R_4 = 27003/34390`; exact debiasing moves by `lr`
-#   (rounding allowance as above), while `1 - b1^t` is off by more than 10% somewhere.
-# - `FAME-adam`: FAME with `b3 = b4 = 0` reproduces Adam's MLP run bit for bit; FAME at
-#   its defaults does not.
+#   1.75, 1.487, 1.330, 1.234, 1.173; at the paper's configs $R_1 > 1$ and $R_t < 1$ for
+#   $t = 2, \dots, 40$, the shortest being $R_4 = \frac{27003}{34390}$; exact debiasing
+#   moves by $\eta$ (rounding allowance as above), while $1 - b_1^t$ is off by more than
+#   10% somewhere.
+# - **FAME-adam**: FAME with $b_3 = b_4 = 0$ reproduces Adam's MLP run bit for bit; FAME
+#   at its defaults does not.
 # - The FAME filter bank's column equals `filters.tema` bit for bit.
+#
+# The exercises below ask you to compute FAME's lag exactly, to write a TEMA step, and to
+# find FAME's first step by hand.
 
 # %%
 for (f, p), expected in closed.items():
