@@ -47,7 +47,7 @@ MAX_DEPTH = 32
 #: the longest integer literal parsed (longer ones cannot fit any field's range)
 MAX_INT_DIGITS = 400
 #: the largest :func:`refimpl.golden.model.work` of a case whose tolerances are
-#: recomputed (the shipped cases need at most about 3e7); a larger case is refused
+#: recomputed (the largest shipped case needs 3.0e7); a larger case is refused
 MAX_MODEL_WORK = 5e8
 #: the range of a JSON integer field (int64) and of a JSON number (float64)
 INT_RANGE = (-2 ** 63, 2 ** 63 - 1)
