@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import stat
 
 import numpy as np
 
@@ -117,6 +119,40 @@ def oracle_output(result, size: int) -> tuple[float, np.ndarray]:
             "grad_fn returned a non-finite loss or gradient (the run has diverged)"
         )
     return float(loss), np.ascontiguousarray(g)
+
+
+def regular_file_bytes(name: str, path, limit: int) -> bytes:
+    """Return the bytes of the regular file ``path`` after checking it holds at most
+    ``limit`` bytes.
+
+    Untrusted paths get two guards. A FIFO, device or socket (``/dev/zero``, a named
+    pipe) is refused from ``os.stat`` BEFORE it is opened, since opening or reading one
+    can block forever or never end; the open itself is non-blocking and the opened file
+    is checked again (the path may have been swapped in between). At most ``limit + 1``
+    bytes are read, so a huge or growing file costs no more than the limit. Raises
+    ``ValueError`` naming ``name`` and the limit, or ``OSError`` if it cannot be read.
+    """
+    kind = _file_kind(os.stat(path).st_mode)
+    if kind != "regular file":
+        raise ValueError(f"{name} must be a regular file, got a {kind}: {os.fspath(path)!r}")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        kind = _file_kind(os.fstat(handle.fileno()).st_mode)
+        if kind != "regular file":
+            raise ValueError(f"{name} must be a regular file, got a {kind}: {os.fspath(path)!r}")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{name} must be at most {limit} bytes, {os.fspath(path)!r} is larger")
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"),
+                       (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return kind
+    return "special file"
 
 
 def _range(lo, hi, lo_open, hi_open) -> str:

@@ -10,7 +10,7 @@ Commands:
       exercises' solutions instead.
   refimpl golden list [PATH]
   refimpl golden write DIR
-  refimpl golden check [PATH] [--impl MODULE:FACTORY] [-k PATTERN] [-v]
+  refimpl golden check [PATH] [--impl MODULE:FACTORY | FILE.py:FACTORY] [-k PATTERN] [-v]
       list, regenerate or check the golden vectors (refimpl/golden/FORMAT.md); PATH is
       a folder of golden files or one file (default: the vectors shipped with refimpl).
   refimpl bench [--quick] [--json FILE]
@@ -87,7 +87,9 @@ def _golden(args) -> int:
     # Only an adapter the user names may come from the current folder: the default one is
     # refimpl's own, and putting the current folder first on sys.path would let any
     # file there shadow a module that numba or the standard library imports later.
-    if args.impl != DEFAULT_IMPL and os.getcwd() not in sys.path:
+    # A file adapter (path/to/file.py:FACTORY) is loaded from its path: no folder is added.
+    if (args.impl != DEFAULT_IMPL and not golden.checker.is_file_spec(args.impl)
+            and os.getcwd() not in sys.path):
         sys.path.insert(0, os.getcwd())
     try:
         report = golden.check(target, args.impl, select=args.select or None)
@@ -151,13 +153,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         description="Check an implementation against the golden vectors. Exit 0 when "
                     "every case passes, 1 when one fails or a file is malformed, 2 on a "
                     "usage error. The current folder is put on sys.path only when --impl "
-                    "names an adapter other than refimpl's own.")
+                    "names an adapter module other than refimpl's own (MODULE:FACTORY); "
+                    "an adapter file (path/to/file.py:FACTORY) is loaded from its path "
+                    "and adds no folder.")
     gcheck.add_argument("dir", nargs="?", default=None, metavar="PATH",
                         help="a folder of golden files or one file (default: the shipped "
                              "vectors)")
     gcheck.add_argument("--impl", default=DEFAULT_IMPL, metavar="MODULE:FACTORY",
-                        help="the adapter's factory, importable from the current folder "
-                             "(default: refimpl's own adapter)")
+                        help="the adapter's factory: MODULE:FACTORY, importable from the current "
+                             "folder, or path/to/file.py:FACTORY (default: refimpl's own "
+                             "adapter)")
     gcheck.add_argument("-k", dest="select", action="append", metavar="PATTERN",
                         help="check only case ids matching this glob (repeatable)")
     gcheck.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
@@ -174,6 +179,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
                ("golden", "write"): gwrite, ("golden", "check"): gcheck,
                ("bench",): bench_parser, ("cache",): cache}
     return parser, parsers
+
+
+def drop_current_folder(path: list, cwd: str, safe_path: bool) -> None:
+    """Remove the entry ``python -m`` put first on ``path`` (``""`` or ``cwd`` itself);
+    with ``-P`` (``safe_path``) Python put none there. Used by ``python -m refimpl``
+    (``refimpl/__main__.py`` says why)."""
+    if not safe_path and path and path[0] in ("", cwd):
+        del path[0]
 
 
 def main(argv=None) -> int:

@@ -4,6 +4,8 @@ in tests/test_bench.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from refimpl.cli import main
@@ -81,3 +83,79 @@ def test_golden_check_does_not_put_the_current_folder_on_sys_path(tmp_path, monk
         "from refimpl.golden.adapter import make\n")
     assert main(["golden", "check", "-k", "sgd/witness-*", "--impl", "my_adapter:make"]) == 0
     assert str(tmp_path) in sys.path
+
+
+_SHADOWS = ("difflib", "unittest", "pydoc", "inspect_probe_unused")
+
+
+def _plant_shadows(folder):
+    """Files named like standard modules that numba or refimpl may import lazily; each
+    leaves a marker file when executed."""
+    for name in _SHADOWS:
+        (folder / f"{name}.py").write_text(
+            f"open({str(folder / ('RAN_' + name))!r}, 'w').write('x')\n")
+
+
+@pytest.mark.parametrize("how", ["python -m refimpl", "python -m refimpl --impl file"])
+def test_python_m_refimpl_never_runs_a_module_from_the_current_folder(tmp_path, how):
+    """The reproduction: a unittest.py in the folder where `python -m refimpl golden check`
+    runs was executed (numba imports unittest lazily) and the check still passed. With an
+    adapter given as a file, no folder is added either."""
+    import os
+    import subprocess
+    import sys
+
+    import refimpl
+
+    _plant_shadows(tmp_path)
+    words = ["golden", "check", "-k", "sgd/witness-*"]
+    if how.endswith("file"):
+        adapters = tmp_path / "adapters"
+        adapters.mkdir()
+        (adapters / "mine.py").write_text("from refimpl.golden.adapter import make\n")
+        words += ["--impl", "adapters/mine.py:make"]
+    env = dict(os.environ, PYTHONPATH=str(Path(refimpl.__file__).parents[1]))
+    done = subprocess.run([sys.executable, "-m", "refimpl", *words], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout
+    assert sorted(p.name for p in tmp_path.glob("RAN_*")) == []
+
+
+def test_the_unfixed_entry_point_would_run_them(tmp_path):
+    """Teeth for the test above: the same check with the current folder left first on
+    sys.path (what `python -m` does by itself) does execute the planted unittest.py."""
+    import os
+    import subprocess
+    import sys
+
+    import refimpl
+
+    _plant_shadows(tmp_path)
+    code = ("import sys; from refimpl.cli import main; "
+            "sys.exit(main(['golden', 'check', '-k', 'sgd/witness-*']))")
+    env = dict(os.environ, PYTHONPATH=str(Path(refimpl.__file__).parents[1]))
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "RAN_unittest").exists()
+
+
+
+@pytest.mark.parametrize("path,cwd,safe,expected", [
+    (["/here", "/lib"], "/here", False, ["/lib"]),
+    (["", "/lib"], "/here", False, ["/lib"]),
+    (["/lib", "/here"], "/here", False, ["/lib", "/here"]),  # only the first entry
+    (["/here", "/lib"], "/here", True, ["/here", "/lib"]),  # -P: Python added nothing
+    ([], "/here", False, []),
+])
+def test_the_entry_point_drops_only_the_folder_python_m_added(path, cwd, safe, expected):
+    from refimpl.cli import drop_current_folder
+
+    drop_current_folder(path, cwd, safe)
+    assert path == expected
+
+
+def test_a_missing_adapter_file_is_a_usage_error(tmp_path, capsys):
+    assert main(["golden", "check", "--impl", str(tmp_path / "nope.py") + ":make"]) == 2
+    assert "nope.py" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -835,3 +836,148 @@ def test_format_md_matches_the_vectors(shipped):
     assert max(c.n_steps for c in shipped.values() if c.diverges_at is None) == 24
     guard_zero = shipped["fame/full-spike-guard-zero"].params
     assert 2e5 < np.abs(guard_zero).max() < 3e5  # "sends w to about 2.5e5"
+
+
+# -- the checker at its edge -----------------------------------------------------------------
+
+def off_by(multiple, field, at_step):
+    """refimpl's own adapter, with one reported number (the last entry of ``field`` at step
+    ``at_step``) moved by ``multiple`` times that entry's tolerance; the adapter's state
+    is untouched, so every other number is exactly right."""
+    from refimpl.golden import adapter, checker
+
+    def factory(case):
+        inner = adapter.make(case)
+        counter = {"k": 0}
+
+        def step(grad_fn, inputs):
+            counter["k"] += 1
+            params, average = checker._outputs(inner.step(grad_fn, inputs), case)
+            if counter["k"] == at_step:
+                k = at_step - 1
+                if field == "params":
+                    params = params.copy()
+                    params[-1] += multiple * case.tol_params[k][-1]
+                else:
+                    average = average.copy()
+                    average[-1] += multiple * case.tol_average[k][-1]
+            return params, average
+        return step
+    return factory
+
+
+EDGE_CASES = [("adam/quadratic", "params"), ("ema/copy", "params"), ("ema/copy", "average"),
+              ("mlp/sgd-momentum", "params"), ("sgd/gd-quadratic", "params")]
+
+
+@pytest.mark.parametrize("multiple", [0.1, 0.5, 0.99, 2.0, 10.0, -2.0])
+@pytest.mark.parametrize("cid,field", EDGE_CASES, ids=[f"{c}:{f}" for c, f in EDGE_CASES])
+def test_the_checker_fails_exactly_the_outputs_beyond_their_tolerance(shipped, cid, field,
+                                                                      multiple):
+    """An output off by a fraction of its tolerance passes, one off by 2 or 10 times it
+    fails at that step naming the field (a checker that accepted 1000 times the
+    tolerance, or compared without the absolute value, fails this test)."""
+    case = shipped[cid]
+    at_step = case.n_done // 2 + 1
+    assert case.tol_params[at_step - 1][-1] > 0
+    result = check_one(case, off_by(multiple, field, at_step))
+    if abs(multiple) < 1:
+        assert result.status == "pass", result.report
+    else:
+        assert result.status == "fail"
+        assert f"step {at_step}" in result.report and field in result.report, result.report
+
+
+# -- golden files as untrusted input -------------------------------------------------------
+
+def _only_error(loaded):
+    assert loaded.cases == [] or loaded.errors, "the tampered file was accepted"
+    return " | ".join(str(e) for e in loaded.errors)
+
+
+@pytest.mark.parametrize("field,scale", [("tol_params", 1e300), ("tol_params", 10.0),
+                                         ("tol_params", 0.1), ("tol_loss", 1e6)])
+def test_a_tolerance_that_is_not_the_files_own_rule_is_malformed(shipped, tmp_path, field, scale):
+    """The reproduction: tol_params = 1e300 with wrong expected values passed any
+    implementation. Each tolerance is recomputed from the rule (margin * the error
+    bound, rounded up to two digits): inflated or deflated, it is reported."""
+    bad = _sgd_case(shipped)
+    step = bad["steps"][4]
+    if field == "tol_loss":
+        step[field] = step[field] * scale
+        where = "steps[4].tol_loss"
+    else:
+        step[field][1] = step[field][1] * scale
+        where = "steps[4].tol_params[1]"
+    loaded, _ = _errors(_file_with([bad]), tmp_path)
+    assert loaded.cases == []
+    assert any(f"field {where}: is " in str(e) and "tolerance rule gives" in str(e)
+               for e in loaded.errors), _only_error(loaded)
+
+
+def test_expected_values_that_contradict_the_formulas_are_malformed(shipped, tmp_path):
+    """Tolerances left right but an expected value moved: no correct implementation could
+    pass the case, so the file is malformed (not a failure of the implementation)."""
+    bad = _sgd_case(shipped)
+    bad["steps"][4]["params"][2] += 1e-3
+    loaded, _ = _errors(_file_with([bad]), tmp_path)
+    assert any("field steps[4].params[2]: is " in str(e) and "formulas" in str(e)
+               for e in loaded.errors), _only_error(loaded)
+
+
+def test_an_untampered_copy_loads_and_its_tolerances_are_the_rule(shipped, tmp_path):
+    """Teeth for the two tests above: the same file untouched loads without an error."""
+    loaded, _ = _errors(_file_with([_sgd_case(shipped), _sgd_case(shipped, "sgd/pytorch-dampening")]),
+                        tmp_path)
+    assert loaded.errors == [] and len(loaded.cases) == 2
+
+
+def _text_with(shipped, old, new):
+    text = json.dumps(_file_with([_sgd_case(shipped)]))
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize("old,new,needle", [
+    ('"format_version": 1', '"format_version": true', "has format_version True"),
+    ('"format_version": 1', '"format_version": 1.0', "has format_version 1.0"),
+    ('"format_version": 1', '"format_version": 1, "format_version": 1', "has the key 'format_version' twice"),
+    ('"lr": 0.25', '"lr": 0.25, "lr": 0.5', "has the key 'lr' twice"),
+    ('"w0": [', '"w0": [' + "1" * 401 + ", ", "holds an integer literal of 401 digits"),
+    ('"w0": [', '"w0": [' + "1" * 400 + ", ", "within the float64 range"),
+    ('"grad_evals": 1', '"grad_evals": 1000000000000000000000000000000', "int64 range"),
+    ('"w0": [', '"w0": [1e999, ', "must be a finite number, got inf"),
+])
+def test_hostile_numbers_and_keys_are_malformed_not_raised(shipped, tmp_path, old, new, needle):
+    loaded, _ = _errors(_text_with(shipped, old, new), tmp_path)
+    assert loaded.cases == [] and needle in _only_error(loaded), _only_error(loaded)
+
+
+def test_a_hex_float_beyond_float64_is_malformed(shipped, tmp_path):
+    data = _file_with([_sgd_case(shipped)])
+    data["float_probe"][0]["hex"] = "0x1.0000000000000p+99999"  # matches the pattern
+    loaded, _ = _errors(data, tmp_path)
+    assert "outside the float64 range" in _only_error(loaded)
+
+
+def test_a_ragged_matrix_in_a_float32_case_is_malformed(shipped, tmp_path):
+    bad = _sgd_case(shipped, "sgd/pytorch-momentum-schedule-f32")
+    bad["problem"]["H"][1] = bad["problem"]["H"][1][:-1]
+    loaded, _ = _errors(_file_with([bad]), tmp_path)
+    assert "field problem.H" in _only_error(loaded)
+
+
+def test_deep_huge_and_special_files_are_malformed(tmp_path):
+    from refimpl.golden import fileformat
+
+    loaded, _ = _errors("[" * 100_000 + "]" * 100_000, tmp_path, "deep.json")
+    assert "nested 100000 levels deep" in _only_error(loaded)
+    big = tmp_path / "big.json"
+    with open(big, "wb") as handle:
+        handle.truncate(fileformat.MAX_FILE_BYTES + 1)
+    assert "must be at most" in _only_error(load(big))
+    assert "must be a regular file, got a character device" in _only_error(load("/dev/zero"))
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    assert "must be a regular file, got a FIFO" in _only_error(load(fifo))  # no hang
+    assert "must be a regular file, got a directory" in _only_error(load(tmp_path))

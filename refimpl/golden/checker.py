@@ -21,9 +21,13 @@ malformed file or case is reported with the file, the case and the field.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import importlib
+import importlib.util
+import sys
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -293,13 +297,26 @@ class Report:
         return "\n".join(lines)
 
 
+def is_file_spec(spec: str) -> bool:
+    """Whether ``spec`` names its adapter by file (``path/to/file.py:FACTORY``)."""
+    return isinstance(spec, str) and spec.rpartition(":")[0].endswith(".py")
+
+
 def load_factory(spec: str):
-    """Import ``MODULE:FACTORY`` (FACTORY may be dotted) and return the callable."""
+    """Return the adapter factory named by ``MODULE:FACTORY`` (imported through
+    ``sys.path``) or ``path/to/file.py:FACTORY`` (that one file is executed as a module;
+    its folder is not put on ``sys.path``). FACTORY may be dotted."""
     if not isinstance(spec, str) or ":" not in spec:
-        raise UsageError(f"--impl must look like MODULE:FACTORY, got {spec!r}")
-    module_name, _, attr = spec.partition(":")
+        raise UsageError(f"--impl must look like MODULE:FACTORY or path/to/file.py:FACTORY, "
+                         f"got {spec!r}")
+    module_name, _, attr = spec.rpartition(":")
     try:
-        obj = importlib.import_module(module_name)
+        if is_file_spec(spec):
+            obj = _module_from_file(module_name)
+        else:
+            obj = importlib.import_module(module_name)
+    except UsageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - ImportError or an error while importing
         raise UsageError(f"cannot import module {module_name!r} for --impl: "
                          f"{type(exc).__name__}: {exc}") from exc
@@ -310,6 +327,26 @@ def load_factory(spec: str):
     if not callable(obj):
         raise UsageError(f"--impl {spec} is not callable")
     return obj
+
+
+def _module_from_file(filename: str):
+    """Execute one adapter file as a fresh module (named after its resolved path, so two
+    files called ``adapter.py`` do not collide) and return it."""
+    path = Path(filename)
+    if not path.is_file():
+        raise UsageError(f"--impl names the file {filename!r}, which does not exist or is not "
+                         "a regular file")
+    resolved = path.resolve()
+    name = "_refimpl_adapter_" + hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look a class's module up here
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def check(targets, factory, *, select=None) -> Report:

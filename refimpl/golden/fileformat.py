@@ -1,10 +1,19 @@
 """Reading, validating and writing golden-vector files (format version 1, FORMAT.md).
 
-Reading never trusts the file: JSON syntax, the schema (``schema.json``, interpreted by
-the small validator below), the float probe, and the cross-field rules (lengths, steps,
-float32 exactness, the diverging step) are checked, and every problem is reported as a
-:class:`GoldenFormatError` naming the file, the case and the field. One broken case does
-not hide the others: :func:`load` returns the valid cases and the list of errors.
+Reading never trusts the file. Before parsing: a regular file (no FIFO or device) of at
+most :data:`MAX_FILE_BYTES`, UTF-8, nested at most :data:`MAX_DEPTH` deep (counted
+without recursion). While parsing: JSON syntax, no duplicate keys, no NaN/Infinity, no
+integer literal longer than :data:`MAX_INT_DIGITS` digits. Then the schema
+(``schema.json``, interpreted by the small validator below, with JSON types compared
+strictly: ``true`` is not ``1``, ``1.0`` is not an integer; numbers must fit a float64,
+integers an int64), the float probe, the cross-field rules (lengths, steps, float32
+exactness, the diverging step) and finally the tolerances: each one is recomputed from
+the rule the file states (FORMAT.md section 5, :mod:`refimpl.golden.model`) and must be
+that rule's value, and the expected values must pass their own tolerances when the
+model of the formulas is run through the case. Every problem is reported as a
+:class:`GoldenFormatError` naming the file, the case and the field; :func:`load` raises
+nothing else, and one broken case does not hide the others: it returns the valid cases
+and the list of errors.
 
 Writing is deterministic: keys in a fixed order, numbers in Python's shortest
 round-trip form (at most 17 significant digits; any correctly rounded decimal reader
@@ -14,6 +23,7 @@ vectors therefore gives the same bytes (the drift guard in tests/test_golden.py)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -23,9 +33,24 @@ from types import MappingProxyType
 
 import numpy as np
 
+from refimpl import _validate
+from refimpl.golden import bounds, model
+
 SCHEMA_NAME = "refimpl-golden"
 FORMAT_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
+
+#: the largest golden file :func:`load` reads (the shipped ones are below 200 kB)
+MAX_FILE_BYTES = 16 * 2 ** 20
+#: the deepest nesting of JSON arrays and objects accepted (the format needs 6)
+MAX_DEPTH = 32
+#: the longest integer literal parsed (longer ones cannot fit any field's range)
+MAX_INT_DIGITS = 400
+#: the largest :func:`refimpl.golden.model.work` of a case whose tolerances are
+#: recomputed (the largest shipped case needs 3.0e7); a larger case is refused
+MAX_MODEL_WORK = 5e8
+#: the range of a JSON integer field (int64) and of a JSON number (float64)
+INT_RANGE = (-2 ** 63, 2 ** 63 - 1)
 
 
 class GoldenFormatError(ValueError):
@@ -71,13 +96,19 @@ def schema_errors(x, schema: dict, root: dict, path: str = "") -> list[tuple[str
     here = path or "(top level)"
     if "type" in schema and not _TYPES[schema["type"]](x):
         return [(here, f"must be of type {schema['type']}, got {_json_type(x)}")]
-    if "const" in schema and x != schema["const"]:
+    if "const" in schema and not _same(x, schema["const"]):
         return [(here, f"must be {schema['const']!r}, got {x!r}")]
-    if "enum" in schema and x not in schema["enum"]:
+    if "enum" in schema and not any(_same(x, option) for option in schema["enum"]):
         return [(here, f"must be one of {schema['enum']}, got {x!r}")]
     if _TYPES["number"](x):
         if isinstance(x, float) and not math.isfinite(x):
             return [(here, f"must be a finite number, got {x!r}")]
+        if schema.get("type") == "integer" and not INT_RANGE[0] <= x <= INT_RANGE[1]:
+            return [(here, f"must be an integer in the int64 range [-2^63, 2^63 - 1], got "
+                           f"{_digits(x)}")]
+        if isinstance(x, int) and abs(x) > _FLOAT_MAX:
+            return [(here, f"must be a number within the float64 range (|x| <= "
+                           f"{_FLOAT_MAX!r}), got {_digits(x)}")]
         for key, ok, text in (("minimum", lambda a, b: a >= b, ">="),
                               ("maximum", lambda a, b: a <= b, "<="),
                               ("exclusiveMinimum", lambda a, b: a > b, ">"),
@@ -129,6 +160,19 @@ def _one_of(x, branches, root, path):
         return schema_errors(x, typed[0], root, path)
     allowed = sorted({b.get("type", "object") for b in resolved})
     return [(here, f"must be one of the types {allowed}, got {_json_type(x)}")]
+
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
+def _same(x, y) -> bool:
+    """JSON equality: ``true`` is not ``1`` and ``1.0`` is not ``1`` (Python says they are)."""
+    return type(x) is type(y) and x == y
+
+
+def _digits(n: int) -> str:
+    text = str(n)
+    return text if len(text) <= 24 else f"an integer of {len(text.lstrip('-'))} digits"
 
 
 def _join(path, key):
@@ -257,8 +301,15 @@ def _spec(obj: dict) -> Spec:
 
 # -- cross-field checks -------------------------------------------------------------------------
 
+def _flat(x) -> list:
+    """The numbers of a number, vector or (possibly ragged) matrix, in order."""
+    if not isinstance(x, list):
+        return [x]
+    return [y for item in x for y in (item if isinstance(item, list) else [item])]
+
+
 def _f32_exact(x) -> bool:
-    a = np.asarray(x, dtype=np.float64)
+    a = np.array(_flat(x), dtype=np.float64)
     with np.errstate(over="ignore"):
         return bool(np.all(a.astype(np.float32).astype(np.float64) == a))
 
@@ -353,9 +404,88 @@ def _semantic_errors(c: dict) -> list[tuple[str, str]]:
         for name, value in inputs:
             if not _f32_exact(value):
                 errs.append((name, "must be exactly representable in float32 (dtype is float32)"))
-    u_impl = 2.0 ** -53 if c["dtype"] == "float64" else 2.0 ** -24
-    if tol["u_impl"] != u_impl or tol["u_ref"] != 2.0 ** -53:
+    u_impl = bounds.U64 if c["dtype"] == "float64" else bounds.U32
+    if tol["u_impl"] != u_impl or tol["u_ref"] != bounds.U64:
         errs.append(("tolerance", f"u_impl must be {u_impl!r} for {c['dtype']} and u_ref 2^-53"))
+    if tol["margin"] != model.MARGIN:
+        errs.append(("tolerance.margin", f"must be {model.MARGIN!r} (the margin of the "
+                                         f"tolerance rule, FORMAT.md section 5), got {tol['margin']!r}"))
+    return errs
+
+
+# -- the tolerances, recomputed ---------------------------------------------------------------
+
+#: sha256 of a case object -> True, for the cases whose tolerances were verified in this
+#: process (the shipped vectors are read by many commands; the model runs once per case)
+_VERIFIED: dict[str, bool] = {}
+
+#: relative slack on the recomputed bound before rounding: another machine's numpy may
+#: compute the model's sums in another order, which can only move the bound by a few
+#: ulps, i.e. change the 2-digit rounding at most by one step at a digit boundary
+_PLATFORM_SLACK = 1e-9
+
+
+def _tolerance_errors(c: dict) -> list[tuple[str, str]]:
+    """(field, message) for every tolerance that is not the value of the file's own rule.
+
+    The rule (FORMAT.md section 5): ``tol = round_up(margin * (E(u_impl) + E(u_ref)))``,
+    with E the first-order rounding-error bound of the error model
+    (:mod:`refimpl.golden.model`) along the case's trajectory. It is recomputed here from
+    the case's inputs; a written tolerance must equal it (up to one step of the 2-digit
+    rounding at a digit boundary, for another platform's rounding of the model), so an
+    inflated tolerance that would let any implementation pass, or a deflated one that
+    would fail a correct one, is malformed. The expected values must then pass their own
+    tolerances with the model as the implementation (a file whose expected values
+    contradict the formulas of section 4 cannot be passed by a correct implementation)."""
+    key = hashlib.sha256(json.dumps(c, sort_keys=True).encode("utf-8")).hexdigest()
+    if key in _VERIFIED:
+        return []
+    if model.work(c) > MAX_MODEL_WORK:
+        return [("steps", f"the case is too large to verify its tolerances (model work "
+                          f"{model.work(c):.3g} > {MAX_MODEL_WORK:.3g}: fewer steps or a "
+                          "smaller state)")]
+    n_done = len(c["steps"]) - (1 if c["diverges_at"] is not None else 0)
+    try:
+        with np.errstate(all="ignore"):
+            bounded = model.run(c, c["tolerance"]["u_impl"], steps=n_done)
+    except Exception as exc:  # noqa: BLE001 - any failure of the model on hostile data
+        return [("tolerance", f"cannot be recomputed by the rule of FORMAT.md section 5: "
+                              f"{type(exc).__name__}: {exc}")]
+    errs = []
+    for k in range(1, n_done + 1):
+        s, m = c["steps"][k - 1], bounded[k - 1]
+        at = f"steps[{k - 1}]"
+        for name, expected, E in (("loss", m["loss"], m["E_loss"]),
+                                  ("params", m["params"], m["E_params"]),
+                                  ("average", m.get("average"), m.get("E_average"))):
+            if E is None:
+                continue
+            written = [float(t) for t in np.atleast_1d(s[f"tol_{name}"])]
+            exact = model.tolerance(E)
+            for j, (t, x) in enumerate(zip(written, exact)):
+                lo = model.round_up(float(x) * (1 - _PLATFORM_SLACK)) if math.isfinite(x) else None
+                hi = model.round_up(float(x) * (1 + _PLATFORM_SLACK)) if math.isfinite(x) else None
+                if lo is None or not lo <= t <= hi:
+                    index = "" if name == "loss" else f"[{j}]"
+                    errs.append((f"{at}.tol_{name}{index}",
+                                 f"is {t!r}, but the file's tolerance rule gives "
+                                 f"{model.round_up(float(x)) if hi is not None else x!r} "
+                                 "(margin * (E(u_impl) + E(u_ref)) rounded up to 2 digits, "
+                                 "FORMAT.md section 5)"))
+            if any(f"{at}.tol_{name}" in e[0] for e in errs):
+                continue
+            got = np.atleast_1d(np.array(s[name], dtype=np.float64))
+            bad = np.flatnonzero(~(np.abs(got - np.atleast_1d(expected)) <= np.array(written)))
+            for j in bad:
+                index = "" if name == "loss" else f"[{j}]"
+                errs.append((f"{at}.{name}{index}",
+                             f"is {float(got[j])!r}, but the formulas of FORMAT.md section 4 give "
+                             f"{float(np.atleast_1d(expected)[j])!r}, more than its tolerance "
+                             f"{written[j]!r} away"))
+    if not errs:
+        if len(_VERIFIED) > 10_000:
+            _VERIFIED.clear()
+        _VERIFIED[key] = True
     return errs
 
 
@@ -421,30 +551,88 @@ class GoldenFile:
     errors: list
 
 
+class _Refused(ValueError):
+    """Raised by the JSON parser's hooks for input the format never contains."""
+
+
 def _reject_constant(name):
-    raise ValueError(f"{name} is not a JSON number (golden files store finite numbers only)")
+    raise _Refused(f"{name} is not a JSON number (golden files store finite numbers only)")
+
+
+def _parse_int(text):
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Refused(f"holds an integer literal of {len(text.lstrip('-'))} digits "
+                       f"(more than {MAX_INT_DIGITS}: outside every field's range)")
+    return int(text)
+
+
+def _no_duplicates(pairs):
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _Refused(f"has the key {key!r} twice in one JSON object (a reader would keep "
+                           "one of the two silently)")
+        obj[key] = value
+    return obj
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` outside JSON strings, counted without
+    recursion (a running sum), so a hostile file nested a million deep is measured
+    before any recursive parser sees it."""
+    skeleton = _STRING.sub("", text).encode("utf-8", "replace")
+    chars = np.frombuffer(skeleton, dtype=np.uint8)
+    steps = (np.isin(chars, (ord("["), ord("{"))).astype(np.int64)
+             - np.isin(chars, (ord("]"), ord("}"))).astype(np.int64))
+    return int(np.cumsum(steps).max(initial=0))
 
 
 def load(path) -> GoldenFile:
-    """Read and validate one golden file; never raises for a bad file (see ``errors``)."""
+    """Read and validate one golden file. Never raises for a bad file: every problem is
+    a :class:`GoldenFormatError` in the result's ``errors`` (the module docstring and
+    FORMAT.md section 7 list what is checked, with the limits :data:`MAX_FILE_BYTES`,
+    :data:`MAX_DEPTH`, :data:`MAX_INT_DIGITS` and :data:`MAX_MODEL_WORK`)."""
     path = Path(path)
+
+    def failed(message):
+        return GoldenFile(str(path), {}, [], [GoldenFormatError(path, message)])
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return GoldenFile(str(path), {}, [], [GoldenFormatError(path, f"cannot be read: {exc}")])
+        raw = _validate.regular_file_bytes("a golden file", path, MAX_FILE_BYTES)
+        text = raw.decode("utf-8")
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        return failed(f"cannot be read: {exc}")
+    depth = nesting_depth(text)
+    if depth > MAX_DEPTH:
+        return failed(f"is nested {depth} levels deep (at most {MAX_DEPTH} allowed; the "
+                      "format needs 6)")
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int,
+                          object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
         hint = "" if text.rstrip().endswith("}") else " (the file looks truncated: it does not end with '}')"
         msg = f"is not valid JSON{hint}: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        return GoldenFile(str(path), {}, [], [GoldenFormatError(path, msg)])
-    except ValueError as exc:
-        return GoldenFile(str(path), {}, [], [GoldenFormatError(path, str(exc))])
+        return failed(msg)
+    except _Refused as exc:
+        return failed(str(exc))
+    except (ValueError, RecursionError, MemoryError) as exc:  # a backstop for the parser
+        return failed(f"cannot be parsed: {type(exc).__name__}: {exc}")
     return load_data(data, path)
 
 
 def load_data(data, path) -> GoldenFile:
     """Validate an already parsed file object (see :func:`load`)."""
+    try:
+        return _load_data(data, path)
+    except RecursionError as exc:  # only reachable by data built in Python, not by load()
+        return GoldenFile(str(path), {}, [], [GoldenFormatError(
+            path, f"is nested too deeply to validate: {exc}")])
+
+
+def _load_data(data, path) -> GoldenFile:
     errors = []
     if not isinstance(data, dict):
         return GoldenFile(str(path), {}, [], [GoldenFormatError(path, "must hold a JSON object at the top level")])
@@ -453,7 +641,7 @@ def load_data(data, path) -> GoldenFile:
             path, f"is not a refimpl golden file (field schema is {data.get('schema')!r}, "
                   f"expected {SCHEMA_NAME!r})", field="schema")])
     version = data.get("format_version")
-    if version != FORMAT_VERSION:
+    if not _same(version, FORMAT_VERSION):
         return GoldenFile(str(path), {}, [], [GoldenFormatError(
             path, f"has format_version {version!r}; this reader knows version {FORMAT_VERSION} "
                   "only (upgrade refimpl, or regenerate the file)", field="format_version")])
@@ -464,7 +652,13 @@ def load_data(data, path) -> GoldenFile:
     if errors:
         return GoldenFile(str(path), {}, [], errors)
     for i, probe in enumerate(data["float_probe"]):
-        if float.fromhex(probe["hex"]) != probe["decimal"]:
+        try:
+            exact = float.fromhex(probe["hex"])
+        except OverflowError:
+            errors.append(GoldenFormatError(
+                path, f"{probe['hex']} is outside the float64 range", field=f"float_probe[{i}].hex"))
+            continue
+        if exact != probe["decimal"]:
             errors.append(GoldenFormatError(
                 path, f"decimal {probe['decimal']!r} does not read back as {probe['hex']}: "
                       "the number parser is not exact", field=f"float_probe[{i}]"))
@@ -472,14 +666,10 @@ def load_data(data, path) -> GoldenFile:
     cases, seen = [], set()
     for i, c in enumerate(data["cases"]):
         name = c.get("id") if isinstance(c, dict) and isinstance(c.get("id"), str) else f"#{i}"
-        errs = schema_errors(c, schema["$defs"]["case"], schema)
-        if not errs:
-            errs = _semantic_errors(c)
-            for flag in c["flags"]:
-                if flag not in notes:
-                    errs.append(("flags", f"flag {flag!r} is not explained in the file's notes"))
-            if c["id"] in seen:
-                errs.append(("id", "is used by an earlier case of this file"))
+        try:
+            errs = _case_errors(c, schema, notes, seen)
+        except Exception as exc:  # noqa: BLE001 - a check that failed is a malformed case
+            errs = [("(case)", f"cannot be validated: {type(exc).__name__}: {exc}")]
         if errs:
             errors += [GoldenFormatError(path, msg, case=name, field=where) for where, msg in errs]
             continue
@@ -487,6 +677,20 @@ def load_data(data, path) -> GoldenFile:
         cases.append(parse_case(c, str(path), {f: notes[f] for f in c["flags"]}))
     header = {k: v for k, v in data.items() if k != "cases"}
     return GoldenFile(str(path), header, cases, errors)
+
+
+def _case_errors(c, schema, notes, seen) -> list[tuple[str, str]]:
+    """(field, message) for one case: schema, cross-field rules, then tolerances."""
+    errs = schema_errors(c, schema["$defs"]["case"], schema)
+    if errs:
+        return errs
+    errs = _semantic_errors(c)
+    for flag in c["flags"]:
+        if flag not in notes:
+            errs.append(("flags", f"flag {flag!r} is not explained in the file's notes"))
+    if c["id"] in seen:
+        errs.append(("id", "is used by an earlier case of this file"))
+    return errs or _tolerance_errors(c)
 
 
 def golden_files(target) -> list[Path]:

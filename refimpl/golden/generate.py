@@ -20,7 +20,6 @@ For each case of :mod:`refimpl.golden.cases`:
 from __future__ import annotations
 
 import math
-from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from refimpl.golden import adapter, bounds, model
 from refimpl.golden.cases import FAMILIES, NOTES, CaseSpec, all_cases
 from refimpl.golden.checker import run_case
 from refimpl.golden.fileformat import FORMAT_VERSION, SCHEMA_NAME, dumps, parse_case
+from refimpl.render import write_atomic
 
 VECTORS = Path(__file__).with_name("vectors")
 METHOD = ("first-order rounding-error bound along the case's trajectory, "
@@ -45,14 +45,12 @@ class GenerationError(RuntimeError):
 
 
 def round_up(x: float) -> float:
-    """``x`` rounded UP to two significant decimal digits (a tolerance never shrinks)."""
-    if x == 0.0:
-        return 0.0
-    if not math.isfinite(x):
-        raise GenerationError(f"non-finite tolerance {x!r}")
-    d = Decimal(x)
-    q = Decimal(10) ** (d.adjusted() - 1)
-    return float((d / q).to_integral_value(rounding=ROUND_CEILING) * q)
+    """``x`` rounded UP to two significant decimal digits (a tolerance never shrinks);
+    see :func:`refimpl.golden.model.round_up`, which the reader uses too."""
+    try:
+        return model.round_up(x)
+    except bounds.IllConditioned as exc:
+        raise GenerationError(str(exc)) from None
 
 
 def _inputs(spec: CaseSpec, n_steps: int | None = None) -> dict:
@@ -165,12 +163,16 @@ def build_files(specs=None) -> dict[str, str]:
 
 
 def write(directory, specs=None) -> list[Path]:
-    """Write every family's file into ``directory`` (created if needed)."""
+    """Write every family's file into ``directory`` (created if needed).
+
+    Every file is built in memory first and then written atomically (a temporary file
+    in the same folder, then ``os.replace``): an interrupted or failing run leaves each
+    file either as it was or complete, never half written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     out = []
     for name, text in build_files(specs).items():
         path = directory / name
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, text)
         out.append(path)
     return out

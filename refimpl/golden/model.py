@@ -18,6 +18,9 @@ an adapter reads.
 
 from __future__ import annotations
 
+import math
+from decimal import ROUND_CEILING, Decimal
+
 import numpy as np
 
 from refimpl.golden import bounds as B
@@ -442,3 +445,24 @@ def run(case: dict, u_impl: float, u_ref: float = B.U64, *, steps: int | None = 
 def tolerance(E: np.ndarray) -> np.ndarray:
     """``MARGIN * (E_impl + E_ref)`` from a (2, k) bound."""
     return MARGIN * (E[0] + E[1])
+
+
+def round_up(x: float) -> float:
+    """``x`` rounded UP to two significant decimal digits (a tolerance never shrinks);
+    the last step of the tolerance rule, shared by the writer and the reader."""
+    if x == 0.0:
+        return 0.0
+    if not math.isfinite(x):
+        raise IllConditioned(f"non-finite tolerance {x!r}")
+    d = Decimal(x)
+    q = Decimal(10) ** (d.adjusted() - 1)
+    return float((d / q).to_integral_value(rounding=ROUND_CEILING) * q)
+
+
+def work(case: dict) -> float:
+    """A size estimate of :func:`run` on ``case`` (before running it): the propagator
+    keeps one block per earlier step, so step t costs about t state-size^3 operations
+    plus a fixed Python overhead per block; the sum is ``K (K + 1) / 2 (n^3 + 1000)``."""
+    n = sum(size for _, size in state_layout(case["optimizer"], len(case["w0"])))
+    K = len(case["steps"])
+    return K * (K + 1) / 2 * (float(n) ** 3 + 1000.0)
