@@ -22,7 +22,11 @@ def real(name: str, value, *, lo=None, hi=None, lo_open=False, hi_open=False) ->
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # a Python int (or Fraction) beyond the float64 range
+        raise ValueError(f"{name} must be finite and within the float64 range "
+                         f"(|x| <= 1.8e308), got {_short(value)}") from None
     if not math.isfinite(x):
         raise ValueError(f"{name} must be finite, got {x!r}")
     if lo is not None and (x < lo or (lo_open and x == lo)):
@@ -32,14 +36,29 @@ def real(name: str, value, *, lo=None, hi=None, lo_open=False, hi_open=False) ->
     return x
 
 
+#: every integer argument fits the kernels' int64 (a larger one would crash inside numba)
+INT64_MAX = 2 ** 63 - 1
+
+
 def integer(name: str, value, *, lo=None, hi=None) -> int:
-    """Return ``value`` as a Python int after checking it is an integer in [lo, hi]."""
+    """Return ``value`` as a Python int after checking it is an integer in [lo, hi].
+
+    ``hi`` defaults to :data:`INT64_MAX` and is never above it, ``lo`` to -2**63: the
+    kernels take int64, so a Python integer beyond it is refused here, not in numba."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     n = int(value)
-    if (lo is not None and n < lo) or (hi is not None and n > hi):
-        raise ValueError(f"{name} must be in {_range(lo, hi, False, False)}, got {n}")
+    hi = INT64_MAX if hi is None else min(hi, INT64_MAX)
+    lo = -INT64_MAX - 1 if lo is None else lo
+    if n < lo or n > hi:
+        raise ValueError(f"{name} must be in {_range(lo, hi, False, False)}, got {_short(n)}")
     return n
+
+
+def _short(n) -> str:
+    """A number as text, an integer of more than 24 digits by its length only."""
+    text = str(n)
+    return text if len(text) <= 24 else f"an integer of {len(text.lstrip('-'))} digits"
 
 
 def flag(name: str, value) -> bool:
@@ -71,6 +90,15 @@ def vector(name: str, value, *, size: int | None = None) -> np.ndarray:
     return value
 
 
+def buffer(name: str, value) -> np.ndarray:
+    """Check an optimizer state's buffer: like :func:`vector` (a plain 1-D, C-contiguous
+    float64 array; the caller checks its length) but without the O(d) finiteness scan:
+    a non-finite buffer makes the step's output non-finite, which the optimizers raise
+    as FloatingPointError."""
+    _float_array(name, value, 1, "1-D (one entry per parameter)")
+    return value
+
+
 def matrix(name: str, value, *, shape=None) -> np.ndarray:
     """Check that ``value`` is a 2-D, C-contiguous, non-empty, finite float64 array."""
     _float_array(name, value, 2, "2-D")
@@ -81,6 +109,9 @@ def matrix(name: str, value, *, shape=None) -> np.ndarray:
 
 
 def _float_array(name: str, value, ndim: int, what: str) -> None:
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name} must be a plain numpy array, got a masked array (its mask "
+                        "would be ignored; use np.ma.filled to choose the masked values)")
     if not isinstance(value, np.ndarray):
         raise TypeError(
             f"{name} must be a numpy float64 array, got {type(value).__name__} "
@@ -99,6 +130,29 @@ def _nonempty_finite(name: str, value: np.ndarray) -> None:
         raise ValueError(f"{name} must have at least one element")
     if not np.all(np.isfinite(value)):
         raise ValueError(f"{name} must be finite (found nan or inf)")
+
+
+#: the most memory one call may allocate for its arrays (8 GiB). A size beyond it (say
+#: ``train(..., steps=10**12)``) is refused before anything is allocated, with the
+#: memory it would need; raise this constant to allow larger runs on a larger machine.
+MAX_ARRAY_BYTES = 8 * 2 ** 30
+
+
+def allocation(name: str, value, nbytes: int, what: str) -> None:
+    """Refuse, before allocating, arrays of ``nbytes`` bytes in total (for ``what``) that
+    the argument ``name`` = ``value`` asks for, if that is above :data:`MAX_ARRAY_BYTES`."""
+    if nbytes > MAX_ARRAY_BYTES:
+        raise ValueError(f"{name}={_short(value)} would need about {_bytes(nbytes)} for {what}, "
+                         f"more than the limit of {_bytes(MAX_ARRAY_BYTES)} "
+                         "(refimpl._validate.MAX_ARRAY_BYTES)")
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("EiB", 2 ** 60), ("PiB", 2 ** 50), ("TiB", 2 ** 40), ("GiB", 2 ** 30),
+                       ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
 
 
 def oracle_output(result, size: int) -> tuple[float, np.ndarray]:
@@ -158,6 +212,6 @@ def _file_kind(mode: int) -> str:
 def _range(lo, hi, lo_open, hi_open) -> str:
     left = "(" if lo_open or lo is None else "["
     right = ")" if hi_open or hi is None else "]"
-    a = "-inf" if lo is None else repr(lo)
-    b = "inf" if hi is None else repr(hi)
+    a = "-inf" if lo is None else "-2**63" if lo == -INT64_MAX - 1 else repr(lo)
+    b = "inf" if hi is None else "2**63 - 1" if hi == INT64_MAX else repr(hi)
     return f"{left}{a}, {b}{right}"

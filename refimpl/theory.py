@@ -319,6 +319,7 @@ def moments(problem, optimizer, *, w0, steps: int, steps_per_epoch: int | None =
     sigma2 = np.asarray(problem.c) / problem.batch_size
     h, w_star = np.asarray(problem.h), np.asarray(problem.w_star)
 
+    _validate.allocation("steps", steps, 8 * (steps + 1) * d * 60, "the moments of every step")
     mean = np.zeros((steps + 1, d, 4))
     cov = np.zeros((steps + 1, d, 4, 4))
     debias = np.ones(steps + 1)
@@ -343,12 +344,19 @@ def moments(problem, optimizer, *, w0, steps: int, steps_per_epoch: int | None =
     mean_avg = f * mean[:, :, EMA_ROW] if avg else None
     var_avg = f * f * cov[:, :, EMA_ROW, EMA_ROW] if avg else None
     cov_w_avg = f * cov[:, :, W, EMA_ROW] if avg else None
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss_w = _expected_loss(h, w_star, mean_w, var_w)
+        loss_avg = _expected_loss(h, w_star, mean_avg, var_avg) if avg else None
+    for x in (mean_avg, var_avg, cov_w_avg, loss_w, loss_avg):
+        if x is not None and not np.all(np.isfinite(x)):
+            raise FloatingPointError("the expected loss or the average's moments overflow "
+                                     "float64 (the moments themselves are finite: w0 or "
+                                     "w_star is too large for this problem)")
     return Moments(
         steps=steps, mean=_frozen(mean), cov=_frozen(cov), debias=_frozen(debias),
         mean_w=_frozen(mean_w), var_w=_frozen(var_w), mean_avg=_frozen(mean_avg),
         var_avg=_frozen(var_avg), cov_w_avg=_frozen(cov_w_avg),
-        loss_w=_frozen(_expected_loss(h, w_star, mean_w, var_w)),
-        loss_avg=_frozen(_expected_loss(h, w_star, mean_avg, var_avg)) if avg else None,
+        loss_w=_frozen(loss_w), loss_avg=_frozen(loss_avg) if avg else None,
     )
 
 
@@ -361,6 +369,7 @@ def transitions(problem, optimizer, *, steps: int, steps_per_epoch: int | None =
     steps = _validate.integer("steps", steps, lo=0)
     steps_per_epoch = _check_epochs(lin, steps_per_epoch)
     d = problem.dim
+    _validate.allocation("steps", steps, 8 * steps * (20 * d + 1), "the maps of every step")
     A, b, f = np.zeros((steps, d, 4, 4)), np.zeros((steps, d, 4)), np.ones(steps)
     for t, (At, bt, ft) in enumerate(_steps(lin, problem, steps, steps_per_epoch)):
         A[t], b[t], f[t] = At, bt, ft
@@ -405,11 +414,23 @@ def _late_steps(lin: _Linear, problem: NoisyQuadratic, p: int, steps_per_epoch):
     return out
 
 
+#: the longest period (in steps) whose maps are formed one step at a time: ``stationary``
+#: returns one distribution per phase, and forming the period's noise takes about 80 us a
+#: step on the project's machine (8 s at this limit). ``spectral_radius`` needs no noise
+#: and forms a longer period by repeated squaring when update_every = 1.
+MAX_PERIOD = 10 ** 5
+
+
 def _period_map(lin, problem, steps_per_epoch):
     if lin.sgd.lr.constant is None:
         raise ValueError("stationary needs a constant learning rate (lr a float); a "
                          "schedule has no steady state")
     p = _period(lin, steps_per_epoch)
+    if p > MAX_PERIOD:
+        raise ValueError(f"the run's period is {p} steps (lcm of update_every and the switch "
+                         f"period), more than MAX_PERIOD = {MAX_PERIOD}: its stationary "
+                         "distribution has one entry per phase and is formed step by step "
+                         "(use a smaller switch_every or steps_per_epoch)")
     late = _late_steps(lin, problem, p, steps_per_epoch)
     d = problem.dim
     sigma2 = np.asarray(problem.c) / problem.batch_size
@@ -428,8 +449,25 @@ def spectral_radius(problem, optimizer, *, steps_per_epoch: int | None = None) -
     problem = _problem(problem)
     lin = _linear(optimizer)
     steps_per_epoch = _check_epochs(lin, steps_per_epoch)
-    _, _, Phi, _, _ = _period_map(lin, problem, steps_per_epoch)
+    p = _period(lin, steps_per_epoch)
+    if p > MAX_PERIOD and lin.averager.update_every == 1:
+        Phi = _long_period_map(lin, problem, p, steps_per_epoch)
+    else:
+        _, _, Phi, _, _ = _period_map(lin, problem, steps_per_epoch)
     return float(np.max(np.abs(np.linalg.eigvals(Phi[:, :3, :3]))))
+
+
+def _long_period_map(lin, problem, p, steps_per_epoch):
+    """The homogeneous map over a long Switch EMA period with update_every = 1: steps
+    1..p-1 all apply the same map A (base step, then EMA), step p applies the switch S
+    after it, so the period's map is ``S A A^(p-1) = S A^p``, with ``A^p`` formed by
+    repeated squaring (about 2 log2(p) products instead of p)."""
+    if lin.sgd.lr.constant is None:
+        raise ValueError("spectral_radius needs a constant learning rate (lr a float)")
+    late = _late_steps(lin, problem, 1, steps_per_epoch)  # n = 1: not a switch step (p > 1)
+    A = late[0][0]
+    S = _switch_matrix(problem.dim, 1.0, lin.averager.on_switch == "reset")
+    return S @ np.linalg.matrix_power(A, p)
 
 
 @dataclass(frozen=True, eq=False)

@@ -266,9 +266,15 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
             raise ValueError("epochs= needs steps_per_epoch= (a quadratic has no data set "
                              "that would define an epoch)")
         steps = epochs * steps_per_epoch
-    steps = _validate.integer("steps", steps, lo=0)
+    steps_name = "steps" if epochs is None else "epochs * steps_per_epoch"
+    steps = _validate.integer(steps_name, steps, lo=0)
 
     averager, sam, base = _layers(optimizer)
+    rows = steps + 1 if record_params else 0
+    per_step = {Quadratic: 0, NoisyQuadratic: d}.get(type(problem), 2 * getattr(problem, "batch_size", 0))
+    _validate.allocation(steps_name, steps, 8 * (3 * steps + per_step * steps
+                                              + rows * d * (1 if averager is None else 2)),
+                         "the run's record, rates and noise")
     if (isinstance(averager, SwitchEMA) and averager.switch_unit == "epoch"
             and steps_per_epoch is None):
         raise ValueError("SwitchEMA with switch_unit='epoch' switches at epoch ends: pass "
@@ -312,7 +318,6 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
                              a.warmup_steps, *switch], dtype=np.int64)
         ema = a.init(w0).ema
 
-    rows = steps + 1 if record_params else 0
     losses, grad_norms = np.zeros(steps), np.zeros(steps)
     params = np.zeros((rows, d))
     averages = np.zeros((rows if averager is not None else 0, d))

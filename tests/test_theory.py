@@ -555,3 +555,46 @@ def test_outputs_are_read_only_and_inputs_untouched():
         assert not a.flags.writeable
     assert m.mean_w.shape == (4, 2) and m.cov.shape == (4, 2, 3, 3) and m.loss_w.shape == (4,)
     assert theory.moments(problem, r.SGD(lr=0.1), w0=w0, steps=3).mean_avg is None
+
+
+# -- long periods: bounded work ------------------------------------------------------------
+
+@pytest.mark.parametrize("on_switch", ["keep", "reset"])
+@pytest.mark.parametrize("period", [2, 64, 257])
+def test_a_long_period_by_repeated_squaring_is_the_step_by_step_product(period, on_switch):
+    """spectral_radius forms a period longer than MAX_PERIOD as S A^p (repeated squaring).
+    Against the step-by-step product of the same maps, the entries agree within the
+    forward error bound of a product of p 4 x 4 matrices in any association order,
+    2 p gamma_4 (|S| |A|^p) with gamma_4 = 4u / (1 - 4u), evaluated on absolute values."""
+    problem = r.NoisyQuadratic(h=np.array([0.01, 1.0, 5.0]), batch_size=2)
+    opt = r.SwitchEMA(r.SGD(lr=0.1, momentum=0.5), decay=0.9, switch_every=period,
+                      switch_unit="step", on_switch=on_switch)
+    lin = theory._linear(opt)
+    squared = theory._long_period_map(lin, problem, period, None)
+    _, _, stepwise, _, _ = theory._period_map(lin, problem, None)
+    late = theory._late_steps(lin, problem, period, None)
+    scale = np.tile(np.eye(4), (3, 1, 1))
+    for A, _ in late:
+        scale = np.abs(A) @ scale
+    u = 2.0 ** -53
+    gamma4 = 4 * u / (1 - 4 * u)
+    assert np.all(np.abs(squared - stepwise) <= 2 * period * gamma4 * scale)
+
+
+def test_a_period_of_a_billion_steps_is_bounded_work():
+    """The reproduction: SwitchEMA(switch_every=10**9, switch_unit="step") made
+    spectral_radius loop once per step (unbounded). Now it returns at once with the radius
+    of a stable run, no larger than at K = 10 (A's p-th power vanishes as p grows, since
+    rho(A) < 1 here); stationary, whose output has one entry per phase, refuses the
+    period with a ValueError naming the limit."""
+    problem = r.NoisyQuadratic(h=np.array([0.01, 1.0]), batch_size=2)
+
+    def radius(K):
+        return theory.spectral_radius(problem, r.SwitchEMA(
+            r.SGD(lr=0.1), decay=0.9, switch_every=K, switch_unit="step"))
+
+    short, long = radius(10), radius(10 ** 9)
+    assert 0.0 <= long <= short < 1.0
+    with pytest.raises(ValueError, match=r"period is 1000000000 steps .* MAX_PERIOD"):
+        theory.stationary(problem, r.SwitchEMA(r.SGD(lr=0.1), decay=0.9, switch_every=10 ** 9,
+                                               switch_unit="step"))

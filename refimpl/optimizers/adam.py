@@ -75,6 +75,9 @@ class Adam(BaseOptimizer):
         set_(self, "weight_decay", _validate.real("weight_decay", self.weight_decay, lo=0.0))
         _validate.flag("maximize", self.maximize)
 
+    def _state_type(self):
+        return AdamState
+
     def init(self, w) -> AdamState:
         w = _validate.vector("w", w)
         return AdamState(0, 0, np.zeros_like(w), np.zeros_like(w))
@@ -86,7 +89,7 @@ class Adam(BaseOptimizer):
         """``(w, state)`` after one step with gradient ``g``; inputs are not modified."""
         w = _validate.vector("w", w)
         g = _validate.vector("g", g, size=w.shape[0])
-        self._check_state(state, AdamState, w)
+        self.check_state(state, w)
         lr = self.lr.at(state.step)
         w_new, m, v = w.copy(), state.m.copy(), state.v.copy()
         adam_kernel(w_new, m, v, g, lr, self.beta1, self.beta2, self.eps,

@@ -71,20 +71,70 @@ class BaseOptimizer:
             )
         return w_new
 
-    def _check_state(self, state, cls, w):
-        """Reject a state of the wrong optimizer or size, before any kernel runs."""
-        if not isinstance(state, cls):
-            raise TypeError(
-                f"state must be a {cls.__name__} (from {type(self).__name__}.init), "
-                f"got {type(state).__name__}"
-            )
-        for name, value in zip(state._fields, state):
-            if isinstance(value, np.ndarray) and value.ndim == 1 and name != "response":
-                if value.shape[0] != w.shape[0]:
-                    raise ValueError(
-                        f"state.{name} has length {value.shape[0]} but w has length "
-                        f"{w.shape[0]}: the state belongs to another problem"
-                    )
+    def check_state(self, state, w, path: str = "state") -> None:
+        """Check a state against this optimizer and ``w`` before any kernel runs (see
+        :func:`check_state`)."""
+        check_state(type(self).__name__, state, self._state_type(), w, path,
+                    lengths=self._state_lengths())
+
+    def _state_lengths(self) -> dict:
+        """Buffers whose length is their own (not ``len(w)``): name -> length."""
+        return {}
+
+
+#: the largest value a state's counter may hold: kernels turn counts into float64
+#: exponents and indices, exact below 2**53
+MAX_COUNT = 2 ** 53
+
+#: state fields that count steps, epochs or events: integers in [0, MAX_COUNT]
+COUNTERS = ("step", "count", "epoch", "v_clipped")
+
+#: buffers whose values reach the user without passing a step's output check (the EMA
+#: is returned as the average): scanned for nan and inf. Every other buffer only feeds
+#: the new w, whose non-finite values the step raises as FloatingPointError.
+FINITE = ("ema",)
+
+def check_state(owner: str, state, cls, w, path: str = "state", *, lengths=None) -> None:
+    """Check a state (from ``owner.init``, possibly edited by hand) before any kernel runs.
+
+    One rule for every optimizer, so that no kernel ever reads past an array, truncates
+    an integer buffer or indexes a schedule with a negative step:
+
+    * ``state`` is exactly a ``cls`` (a NamedTuple from ``owner.init``);
+    * a counter (``step``, ``count``, ``epoch``, ``v_clipped``) is an int (not a bool) in
+      [0, 2**53];
+    * ``decay_product`` is a real in [0, 1];
+    * ``inner`` is left to the wrapped optimizer (wrappers check it next, with
+      ``path + ".inner"``);
+    * every other field is a buffer: a plain float64 numpy array (no list, no masked
+      array, no float32 or int64), 1-D, C-contiguous, with ``len(w)`` entries (or
+      ``lengths[name]``, for a buffer of its own size such as FAME's ``response``);
+      the EMA buffer must also be finite (see :data:`FINITE`).
+
+    Raises TypeError or ValueError naming ``state.<field>`` and the allowed range.
+    """
+    if type(state) is not cls:
+        raise TypeError(f"{path} must be a {cls.__name__} (from {owner}.init), "
+                        f"got {type(state).__name__}")
+    d = w.shape[0]
+    for name, value in zip(state._fields, state):
+        where = f"{path}.{name}"
+        if name in COUNTERS:
+            _validate.integer(where, value, lo=0, hi=MAX_COUNT)
+        elif name == "decay_product":
+            _validate.real(where, value, lo=0.0, hi=1.0)
+        elif name == "inner":
+            continue
+        else:
+            size = (lengths or {}).get(name, d)
+            _validate.buffer(where, value)
+            if value.shape[0] != size:
+                what = "the length of w" if name not in (lengths or {}) else f"from {owner}.init"
+                raise ValueError(f"{where} must have length {size} ({what}), got "
+                                 f"{value.shape[0]}: the state belongs to another problem or "
+                                 "was edited")
+            if name in FINITE and not np.all(np.isfinite(value)):
+                raise ValueError(f"{where} must be finite (found nan or inf)")
 
 
 def check_wrappable(name: str, inner, allowed: tuple, hint: str):

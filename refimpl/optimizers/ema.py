@@ -55,7 +55,7 @@ import numpy as np
 from refimpl import _validate
 from refimpl._jit import kernel
 from refimpl.optimizers.adam import Adam
-from refimpl.optimizers.base import check_wrappable
+from refimpl.optimizers.base import check_state, check_wrappable
 from refimpl.optimizers.fame import FAME
 from refimpl.optimizers.sam import SAM
 from refimpl.optimizers.sgd import SGD
@@ -196,7 +196,11 @@ class EMA:
 
     def average(self, state: EMAState) -> np.ndarray:
         """The averaged parameters (debiased for ``start="zeros"``), a new array."""
-        self._check(state)
+        if type(state) is not EMAState:
+            raise TypeError(f"state must be an EMAState (from {type(self).__name__}.init), "
+                            f"got {type(state).__name__}")
+        _validate.vector("state.ema", state.ema)
+        _validate.real("state.decay_product", state.decay_product, lo=0.0, hi=1.0)
         if self.start == "copy":
             return state.ema.copy()
         out = np.empty_like(state.ema)
@@ -205,8 +209,9 @@ class EMA:
 
     def step(self, w, state: EMAState, grad_fn, *, epoch_end: bool = False):
         """The wrapped optimizer's step, then the EMA update (and the switch, for SEMA)."""
+        w = _validate.vector("w", w)
         _validate.flag("epoch_end", epoch_end)
-        self._check(state)
+        self.check_state(state, w)
         w_new, inner, info = self.inner.step(w, state.inner, grad_fn)
         n = state.step + 1
         epoch = state.epoch + 1 if epoch_end else state.epoch
@@ -229,10 +234,11 @@ class EMA:
     def _switch_due(self, n, epoch, epoch_end) -> bool:
         return False
 
-    def _check(self, state):
-        if not isinstance(state, EMAState):
-            raise TypeError(f"state must be an EMAState (from {type(self).__name__}.init), "
-                            f"got {type(state).__name__}")
+    def check_state(self, state, w, path: str = "state") -> None:
+        """Check a state and the wrapped optimizer's (``state.inner``) against ``w``
+        before any kernel runs (:func:`refimpl.optimizers.base.check_state`)."""
+        check_state(type(self).__name__, state, EMAState, w, path)
+        self.inner.check_state(state.inner, w, f"{path}.inner")
 
 
 @dataclass(frozen=True)

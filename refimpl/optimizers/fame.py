@@ -222,6 +222,12 @@ class FAME(BaseOptimizer):
         _validate.choice("debias", self.debias, DEBIAS)
         _validate.choice("v_guard", self.v_guard, V_GUARDS)
 
+    def _state_type(self):
+        return FAMEState if self.variant == "official" else FAMEFullState
+
+    def _state_lengths(self):
+        return {"response": 3 if self.variant == "official" else 6}
+
     def init(self, w):
         w = _validate.vector("w", w)
         z = np.zeros_like
@@ -241,8 +247,7 @@ class FAME(BaseOptimizer):
         """``(w, state)`` after one step with gradient ``g``; inputs are not modified."""
         w = _validate.vector("w", w)
         g = _validate.vector("g", g, size=w.shape[0])
-        cls = FAMEState if self.variant == "official" else FAMEFullState
-        self._check_state(state, cls, w)
+        self.check_state(state, w)
         lr = self.lr.at(state.step)
         exact = self.debias == "exact"
         t = float(state.count + 1)

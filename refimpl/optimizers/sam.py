@@ -42,7 +42,7 @@ from refimpl import _validate
 from refimpl._jit import kernel
 from refimpl._kernels import add_into, all_finite, l2_norm, weighted_l2_norm
 from refimpl.optimizers.adam import Adam
-from refimpl.optimizers.base import StepInfo, check_wrappable
+from refimpl.optimizers.base import StepInfo, check_state, check_wrappable
 from refimpl.optimizers.fame import FAME
 from refimpl.optimizers.sgd import SGD
 
@@ -117,6 +117,12 @@ class SAM:
     def init(self, w) -> SAMState:
         return SAMState(self.base.init(w))
 
+    def check_state(self, state, w, path: str = "state") -> None:
+        """Check a state and its base optimizer's state (``state.inner``) against ``w``
+        before any kernel runs (:func:`refimpl.optimizers.base.check_state`)."""
+        check_state(type(self).__name__, state, SAMState, w, path)
+        self.base.check_state(state.inner, w, f"{path}.inner")
+
     def reset(self, state: SAMState) -> SAMState:
         return SAMState(self.base.reset(state.inner))
 
@@ -124,9 +130,7 @@ class SAM:
         """One SAM step: two oracle calls on the same mini-batch, base step at ``w``."""
         w = _validate.vector("w", w)
         _validate.flag("epoch_end", epoch_end)
-        if not isinstance(state, SAMState):
-            raise TypeError(f"state must be a SAMState (from {type(self).__name__}.init), "
-                            f"got {type(state).__name__}")
+        self.check_state(state, w)
         d = w.shape[0]
         loss, g = _validate.oracle_output(grad_fn(w), d)
         e = np.empty(d)

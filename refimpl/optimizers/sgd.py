@@ -125,6 +125,9 @@ class SGD(BaseOptimizer):
                 f"(only the PyTorch convention has dampening), got {self.dampening!r}"
             )
 
+    def _state_type(self):
+        return SGDState
+
     def init(self, w) -> SGDState:
         w = _validate.vector("w", w)
         return SGDState(0, 0, np.zeros_like(w))
@@ -136,7 +139,7 @@ class SGD(BaseOptimizer):
         """``(w, state)`` after one step with gradient ``g``; inputs are not modified."""
         w = _validate.vector("w", w)
         g = _validate.vector("g", g, size=w.shape[0])
-        self._check_state(state, SGDState, w)
+        self.check_state(state, w)
         lr = self.lr.at(state.step)
         w_new = w.copy()
         buf = state.momentum_buffer.copy()

@@ -56,6 +56,7 @@ def one_hot(labels, n_classes: int) -> np.ndarray:
     n_classes = _validate.integer("n_classes", n_classes, lo=1)
     if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iu" or labels.ndim != 1:
         raise TypeError("labels must be a 1-D integer numpy array")
+    _validate.allocation("n_classes", n_classes, 8 * labels.size * n_classes, "the one-hot rows")
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"labels must be in [0, {n_classes - 1}]")
     Y = np.zeros((labels.size, n_classes))
@@ -75,6 +76,7 @@ def two_spirals(n: int = 200, *, turns: float = 1.0, noise: float = 0.0, seed: i
     n = _validate.integer("n", n, lo=2)
     if n % 2:
         raise ValueError(f"n must be even (two classes of n / 2 points), got {n}")
+    _validate.allocation("n", n, 8 * 12 * n, "the points, their labels and the draws")
     turns = _validate.real("turns", turns, lo=0.0, lo_open=True)
     noise = _validate.real("noise", noise, lo=0.0)
     seed = _validate.integer("seed", seed, lo=0)
@@ -103,6 +105,7 @@ def circles(n: int = 200, *, factor: float = 0.5, noise: float = 0.05, seed: int
     n = _validate.integer("n", n, lo=2)
     if n % 2:
         raise ValueError(f"n must be even (two classes of n / 2 points), got {n}")
+    _validate.allocation("n", n, 8 * 12 * n, "the points, their labels and the draws")
     factor = _validate.real("factor", factor, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     noise = _validate.real("noise", noise, lo=0.0)
     seed = _validate.integer("seed", seed, lo=0)
@@ -137,6 +140,8 @@ def teacher_student(n: int = 256, *, sizes=(2, 16, 1), activation: str = "tanh",
     noise = _validate.real("noise", noise, lo=0.0)
     seed = _validate.integer("seed", seed, lo=0)
     teacher = MLP(tuple(sizes), activation=activation, loss="mse")
+    _validate.allocation("n", n, 8 * 3 * n * (teacher.sizes[0] + 2 * teacher.sizes[-1]
+                                              + max(teacher.sizes)), "the inputs and targets")
     rng = np.random.Generator(np.random.PCG64(seed))
     teacher_w = teacher.init(int(rng.integers(2**63)), scheme="glorot")
     X = rng.standard_normal((n, teacher.sizes[0]))

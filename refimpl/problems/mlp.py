@@ -383,7 +383,8 @@ class MLP:
 
     def __post_init__(self):
         sizes = self.sizes
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+        if (isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__")
+                or (isinstance(sizes, np.ndarray) and sizes.ndim != 1)):
             raise TypeError(f"sizes must be a sequence of layer widths, got {type(sizes).__name__}")
         sizes = tuple(_validate.integer(f"sizes[{i}]", n, lo=1) for i, n in enumerate(sizes))
         if len(sizes) < 2:
@@ -392,6 +393,10 @@ class MLP:
         _validate.choice("loss", self.loss, LOSSES)
         if self.loss == "xent" and sizes[-1] < 2:
             raise ValueError(f"loss='xent' needs at least 2 outputs (classes), got sizes[-1] = {sizes[-1]}")
+        n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+        _validate.allocation("sizes", sizes, 8 * 8 * n_params,
+                             f"a network of {n_params} parameters (its weights, gradient "
+                             "and an optimizer's buffers)")
         object.__setattr__(self, "sizes", sizes)
         net = np.array([ACTIVATIONS.index(self.activation), LOSSES.index(self.loss), *sizes],
                        dtype=np.int64)
@@ -547,6 +552,8 @@ class MLPProblem:
         seed = _validate.integer("seed", seed, lo=0)
         spe, B = self.steps_per_epoch, self.batch_size
         epochs = -(-steps // spe)
+        _validate.allocation("steps", steps, 8 * (epochs * spe * B + steps * B),
+                             "the mini-batch indices")
         rng = np.random.Generator(np.random.PCG64(seed))
         rows = []
         for _ in range(epochs):

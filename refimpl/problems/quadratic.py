@@ -205,6 +205,7 @@ class NoisyQuadratic:
         """Standard-normal draws, shape (steps, d), from ``Generator(PCG64(seed))``."""
         steps = _validate.integer("steps", steps, lo=0)
         seed = _validate.integer("seed", seed, lo=0)
+        _validate.allocation("steps", steps, 8 * steps * self.dim, "the noise draws")
         rng = np.random.Generator(np.random.PCG64(seed))
         return rng.standard_normal((steps, self.dim))
 
