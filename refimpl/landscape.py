@@ -315,6 +315,7 @@ def hessian_trace(problem, w, *, samples: int = 100, seed: int = 0,
     samples = _validate.integer("samples", samples, lo=1)
     seed = _validate.integer("seed", seed, lo=0)
     distribution = _validate.choice("distribution", distribution, _PROBES)
+    _validate.allocation("samples", samples, 8 * samples, "the probes' values")
     rng = np.random.Generator(np.random.PCG64(seed))
     counter = _CountingHVP(problem, w, d)
     values = np.empty(samples)
@@ -348,6 +349,7 @@ def flatness(problem, w, *, radius: float, samples: int = 100, seed: int = 0,
     samples = _validate.integer("samples", samples, lo=1)
     seed = _validate.integer("seed", seed, lo=0)
     distribution = _validate.choice("distribution", distribution, _PERTURBATIONS)
+    _validate.allocation("samples", samples, 8 * samples, "the samples' values")
     antithetic = _validate.flag("antithetic", antithetic)
     rng = np.random.Generator(np.random.PCG64(seed))
     loss = _CountingLoss(problem)
@@ -360,12 +362,22 @@ def flatness(problem, w, *, radius: float, samples: int = 100, seed: int = 0,
             delta = (radius / _norm(z)) * z   # ||z|| > 0 with probability one
         else:
             delta = sigma * z
-        up = loss(w + delta) - base
+        up = loss(_moved(w, delta, radius)) - base
         if antithetic:
-            values[s] = (up + (loss(w - delta) - base)) / 2.0
+            values[s] = (up + (loss(_moved(w, -delta, radius)) - base)) / 2.0
         else:
             values[s] = up
     return _estimate(values, loss.count)
+
+
+def _moved(w, delta, radius):
+    """``w + delta``, refusing a radius that moves w out of the float64 range."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = w + delta
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"radius={radius!r} moves w out of the float64 range (w + delta "
+                         "overflows); use a smaller radius")
+    return x
 
 
 class _CountingLoss:
