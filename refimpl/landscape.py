@@ -10,9 +10,13 @@ Every function here works on any *problem* object with this protocol (the quadra
     problem.hvp(w, v)    (d,) array, H(w) v with H(w) the Hessian of L at w
 
 A function checks only the parts it uses (a TypeError names a missing one) and checks
-what the problem returns (a non-finite value raises FloatingPointError: no silent nan).
+what the problem returns (a non-finite value raises FloatingPointError: no silent nan;
+so does a result of its own that overflows float64, such as an estimate's variance).
 Random draws come from ``numpy.random.Generator(PCG64(seed))``; dot products and norms
-use ``math.fsum`` (correctly rounded, hence independent of summation order and BLAS), so
+use ``math.fsum`` (correctly rounded, hence independent of summation order and BLAS) on
+vectors first scaled by a power of two (exact), so no square or product overflows or
+underflows: eigenvalues, residuals and norms are right at any magnitude (Hessians of
+size 1e-300 or 1e300 alike), with the bits of the unscaled sums in between. So
 every result is deterministic for a seed, and bit for bit the same on any machine where
 the problem's own loss and hvp are, with one exception: ARPACK (Lanczos) orthogonalizes
 through BLAS, so its bits are fixed on one machine and agree elsewhere to rounding
@@ -268,19 +272,30 @@ def _power(counter, v0, tol, maxiter):
     for _ in range(maxiter):
         hv = counter(v)
         theta = _dot(v, hv)
-        residual = _norm(hv - theta * v)
-        if residual <= tol * abs(theta):  # also the H v = 0 case: theta = residual = 0
+        if _converged(_residual(v, hv, theta), theta, tol):
             return _pair(counter, v, hv, True, "power", "LM")
-        v = _unit(hv)
+        v = _unit(hv)   # H v != 0 here (else theta = residual = 0 converged): a unit vector
     last = _pair(counter, v, counter(v), False, "power", "LM")
     raise NoConvergence(f"power iteration did not reach tol={tol!r} in maxiter={maxiter} "
                         f"iterations (|lambda_2 / lambda_1| is close to 1?)", last)
 
 
+def _converged(residual, theta, tol):
+    """The stopping test ``||H v - theta v|| <= tol |theta|`` for a unit v, as the ratio
+    ``residual / |theta|`` (``tol * |theta|`` would underflow to 0 for a tiny theta). It
+    passes with ``theta = 0`` only for a zero residual: ``H v = 0`` exactly, the exact
+    eigenpair (0, v). Every norm and dot product is scaled (see :func:`_scaled`), so
+    neither an overflowed norm (which once normalised v to the zero vector) nor an
+    underflowed residual (which once made a first guess look converged) can pass it."""
+    if theta == 0.0:
+        return residual == 0.0
+    return residual / abs(theta) <= tol
+
+
 def _pair(counter, v, hv, converged, method, which):
     """The Ritz pair (v^T H v, v) with its measured residual, sign made canonical."""
     theta = _dot(v, hv)
-    residual = _norm(hv - theta * v)
+    residual = _residual(v, hv, theta)
     return EigenResult(theta, _readonly(_canonical_sign(v)), counter.count, converged,
                        residual, method, which)
 
@@ -510,27 +525,83 @@ def _check_blocks(blocks, d):
 
 def _estimate(values: np.ndarray, evaluations: int) -> Estimate:
     """Mean and standard error, shifted by the first value: a constant sequence gives
-    its value and a zero standard error exactly."""
+    its value and a zero standard error exactly. Samples, mean or variance beyond
+    float64 raise FloatingPointError (never an inf or nan estimate from finite inputs)."""
     n = values.shape[0]
     shift = float(values[0])
-    mean = shift + math.fsum(values - shift) / n
-    if n == 1:
-        return Estimate(mean, math.inf, 1, evaluations)
-    variance = math.fsum((values - mean) ** 2) / (n - 1)
-    return Estimate(mean, math.sqrt(variance / n), n, evaluations)
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            if not np.all(np.isfinite(values)):
+                raise FloatingPointError
+            mean = shift + math.fsum(values - shift) / n
+            if n == 1:
+                return Estimate(mean, math.inf, 1, evaluations)
+            variance = math.fsum((values - mean) ** 2) / (n - 1)
+            standard_error = math.sqrt(variance / n)
+    except (FloatingPointError, OverflowError):
+        raise FloatingPointError("the samples, their mean or their variance overflowed "
+                                 "float64 (the problem's values are too large)") from None
+    if not (math.isfinite(mean) and math.isfinite(standard_error)):
+        raise FloatingPointError("the mean or standard error overflowed float64 (the "
+                                 "problem's values are too large)")
+    return Estimate(mean, standard_error, n, evaluations)
+
+
+def _exponent(x) -> int:
+    """The e with ``max|x|`` in ``[2^e, 2^(e+1))`` (0 for a zero vector)."""
+    big = float(np.max(np.abs(x)))
+    return 0 if big == 0.0 else math.frexp(big)[1] - 1
+
+
+def _scaled(x):
+    """``(x * 2^-e, e)`` with e from :func:`_exponent`: the largest entry moves into
+    ``[1, 2)``. Scaling by a power of two is exact (an entry more than 2^1000 times
+    smaller than the largest may lose bits: far below any rounding of a dot product or
+    norm of x), so squares and products of scaled entries neither overflow nor lose
+    bits to underflow, whatever the magnitude of x."""
+    e = _exponent(x)
+    return np.ldexp(x, -e), e
+
+
+def _unscale(value: float, e: int) -> float:
+    """``value * 2^e`` (one exact scaling, or one rounding into the subnormal range);
+    FloatingPointError if the true result overflows float64."""
+    try:
+        return math.ldexp(value, e)
+    except OverflowError:
+        raise FloatingPointError("a dot product or norm of the problem's vectors overflows "
+                                 "float64 (the Hessian-vector products are too large)") from None
 
 
 def _dot(x, y) -> float:
-    return math.fsum(x * y)
+    """``x . y``, correctly rounded (``math.fsum`` of the exactly scaled products; the
+    same bits as ``fsum(x * y)`` whenever no product overflows or underflows)."""
+    xs, ex = _scaled(x)
+    ys, ey = _scaled(y)
+    return _unscale(math.fsum(xs * ys), ex + ey)
 
 
 def _norm(x) -> float:
-    return math.sqrt(math.fsum(x * x))
+    """``||x||`` without overflow or underflow of the squares (the bits of
+    ``sqrt(fsum(x * x))`` whenever no square over- or underflows)."""
+    xs, e = _scaled(x)
+    return _unscale(math.sqrt(math.fsum(xs * xs)), e)
+
+
+def _residual(v, hv, theta) -> float:
+    """``||H v - theta v||`` computed on ``H v`` and ``theta`` scaled together by the
+    same power of two, so ``theta v`` cannot underflow (a residual of vectors of size
+    1e-200 is measured, not flushed to zero) and the difference is the same bits."""
+    e = _exponent(hv)
+    return _unscale(_norm(np.ldexp(hv, -e) - math.ldexp(theta, -e) * v), e)
 
 
 def _unit(x):
-    norm = _norm(x)
-    return x / norm if norm > 0.0 else x.copy()
+    """``x / ||x||`` on the scaled x (never an overflowed or underflowed norm: the result
+    is a unit vector for any nonzero finite x); a zero vector is returned as a copy."""
+    xs, _ = _scaled(x)
+    norm = math.sqrt(math.fsum(xs * xs))
+    return xs / norm if norm > 0.0 else x.copy()
 
 
 def _canonical_sign(v):

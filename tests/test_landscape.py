@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 import types
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -351,6 +352,120 @@ def test_eigen_determinism_and_counts():
     counted = problem_from(12, hvp=lambda w, v: calls.append(1) or q.hvp(w, v))
     result = ls.top_eigenvalue(counted, w, method="power", maxiter=5000)
     assert result.hvps == len(calls)
+
+
+# ----------------------------------------------- power iteration at extreme magnitudes
+
+
+def fraction_sqrt(q: Fraction) -> float:
+    """sqrt of a non-negative rational to about 1 ulp at any magnitude: q is scaled by an
+    exact power of 4 into [1/4, 4] before the float conversion (float(q) alone would
+    underflow to 0 for q = 1e-420)."""
+    if q == 0:
+        return 0.0
+    k = (q.denominator.bit_length() - q.numerator.bit_length()) // 2
+    return math.ldexp(math.sqrt(float(q * Fraction(4) ** k)), -k)
+
+
+def exact_power_check(h, result, tol):
+    """Check a power-iteration result on H = diag(h) (h > 0 sorted as given) against the
+    EXACT answer, in rational arithmetic (fractions.Fraction: no overflow, no underflow,
+    independent of the code's scaled sums):
+
+    * the vector is a unit vector (||v||^2 = 1 to 4 d eps);
+    * the reported residual is ||H v - theta v|| computed exactly, to 8 eps |lambda| plus
+      d half-ulps of the smallest subnormal per entry (the problem's products h_i v_i are
+      rounded once: subnormal for tiny h), so a flushed (zero) residual fails;
+    * the exact residual r meets the stopping rule r <= tol |theta|;
+    * Kato-Temple (a positive spectrum and theta > lambda_2): 0 <= lambda_max - theta
+      <= r^2 / (theta - lambda_2), plus 8 eps lambda_max for rounding, so theta equals the
+      exact lambda_max = max(h) to a few ulps (with tol = 1e-10, r^2 / gap ~ 1e-20 lambda).
+    """
+    d = len(h)
+    lam = sorted(h)[-1]
+    lam2 = sorted(h)[-2]
+    v = [Fraction(float(x)) for x in result.vector]
+    theta = Fraction(result.value)
+    H = [Fraction(x) for x in h]
+    norm2 = sum(x * x for x in v)
+    r2 = sum((Hi * vi - theta * vi) ** 2 for Hi, vi in zip(H, v))
+    r = fraction_sqrt(r2)
+    tiny = 2.0 ** -1074
+    return (result.converged
+            and abs(float(norm2) - 1.0) <= 4 * d * EPS
+            and abs(result.residual - r) <= 8 * EPS * lam + d * tiny
+            and r <= tol * abs(result.value) * (1 + 4 * EPS)
+            and result.value > lam2
+            and -8 * EPS * lam <= lam - result.value
+            <= r * r / (result.value - lam2) + 8 * EPS * lam)
+
+
+@pytest.mark.parametrize("h", [
+    [1e155, 1.0, 2.0],            # ||H v||^2 overflows: the old norm gave 0.0 "converged"
+    [1e-200, 2e-200, 3e-200],     # squares underflow: the old residual was 0 after 1 HVP
+    [3e-300, 1e-300, 2e-300],
+    [1e-310, 3e-310, 2e-310],     # subnormal Hessian entries
+    [3e300, 1e300, 2e300],
+    [1e308, 5e307, 1.0],          # H v near the largest double
+    [3.0, 1.0, 2.0],
+])
+def test_power_iteration_at_extreme_magnitudes(h):
+    """Power iteration finds lambda_max = max(h) of H = diag(h) whatever its magnitude
+    (1e-310 .. 1e308), with a residual that is the true one, and the vector e_argmax.
+    Before the norms were scaled it returned 0.0, a zero vector and converged=True for
+    h = (1e155, 1, 2) (||H v||^2 = 1e310 overflowed, so v became 0), and stopped after one
+    product at 2.889e-200 for h = (1e-200, 2e-200, 3e-200) (every square underflowed, so
+    the residual was 0). The check is exact (see :func:`exact_power_check`)."""
+    h = np.array(h)
+    problem = NoisyQuadratic(h, c=np.zeros(3))
+    result = ls.top_eigenvalue(problem, np.zeros(3), method="power", tol=1e-10)
+    assert exact_power_check(list(h), result, 1e-10)
+    top = int(np.argmax(h))
+    assert abs(result.vector[top] - 1.0) <= 1e-9 and result.vector[top] > 0
+    assert result.hvps > 1 or h[0] == h[1] == h[2]
+
+
+def test_power_iteration_is_scale_equivariant_bit_for_bit():
+    """On 2^k H the iteration is the one on H with every product scaled by 2^k exactly
+    (H v is scaled exactly, and every norm and dot product is computed on exactly scaled
+    vectors), so value and residual are 2^k times the k = 0 ones, bit for bit, with the
+    same vector and count, for k from -800 to 1000 (H v stays in the normal range down
+    to the converged vector's smallest entry, 1e-60: at k = -950 that product underflows
+    and only value and residual keep their bits)."""
+    h = np.array([0.75, -3.0, 1.5, 2.25])
+    base = ls.top_eigenvalue(NoisyQuadratic(h, c=np.zeros(4)), np.zeros(4), method="power",
+                             tol=1e-12)
+    assert abs(base.value + 3.0) <= 8 * EPS * 3.0
+    for k in (-800, -700, -300, -1, 1, 300, 700, 1000):
+        scaled = ls.top_eigenvalue(NoisyQuadratic(np.ldexp(h, k), c=np.zeros(4)), np.zeros(4),
+                                   method="power", tol=1e-12)
+        assert scaled.value == math.ldexp(base.value, k), k
+        assert scaled.residual == math.ldexp(base.residual, k), k
+        assert np.array_equal(scaled.vector, base.vector) and scaled.hvps == base.hvps
+
+
+def test_extreme_magnitude_checks_have_teeth(monkeypatch):
+    """Without the scaling (the old sums: ``_scaled`` returning x itself) the same checks
+    fail at both ends: (1e155, 1, 2) gives theta = 0 with a zero vector, and
+    (1e-200, 2e-200, 3e-200) a flushed residual after one product."""
+    monkeypatch.setattr(ls, "_scaled", lambda x: (x, 0))
+    for h in ([1e155, 1.0, 2.0], [1e-200, 2e-200, 3e-200]):
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            result = ls.top_eigenvalue(NoisyQuadratic(np.array(h), c=np.zeros(3)),
+                                       np.zeros(3), method="power", tol=1e-10)
+        assert not exact_power_check(h, result, 1e-10)
+
+
+def test_a_trace_beyond_float64_raises():
+    """z^T H z = 2e308 for H = diag(1e308, 1e308) and Rademacher z (H z is finite): the
+    trace is not a float64, so hessian_trace raises FloatingPointError (not an inf, nor
+    fsum's OverflowError). A tiny Hessian keeps its exact trace (the diagonal case is exact
+    for every probe, and the products are not flushed): tr diag(1e-300, 2e-300) = 3e-300."""
+    with pytest.raises(FloatingPointError, match="overflows float64"):
+        ls.hessian_trace(NoisyQuadratic(np.array([1e308, 1e308]), c=np.zeros(2)), np.zeros(2))
+    tiny = ls.hessian_trace(NoisyQuadratic(np.array([1e-300, 2e-300]), c=np.zeros(2)),
+                            np.zeros(2), samples=3)
+    assert tiny.value == 1e-300 + 2e-300 and tiny.standard_error == 0.0
 
 
 # =================================================================== trace (Hutchinson)
