@@ -91,10 +91,8 @@ def vector(name: str, value, *, size: int | None = None) -> np.ndarray:
 
 
 def buffer(name: str, value) -> np.ndarray:
-    """Check an optimizer state's buffer: like :func:`vector` (a plain 1-D, C-contiguous
-    float64 array; the caller checks its length) but without the O(d) finiteness scan:
-    a non-finite buffer makes the step's output non-finite, which the optimizers raise
-    as FloatingPointError."""
+    """Check an optimizer state's buffer: a plain 1-D, C-contiguous float64 array (the
+    caller checks its length and scans its values with a jitted kernel)."""
     _float_array(name, value, 1, "1-D (one entry per parameter)")
     return value
 
@@ -153,6 +151,21 @@ def _bytes(n: int) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{n} bytes"
+
+
+def finite_result(where: str, *values):
+    """The non-finite policy of the problems' and filters' public evaluations: a result
+    computed from finite, validated inputs that is NaN or infinite raises
+    FloatingPointError naming ``where`` (it overflowed float64), instead of being
+    returned silently. The step oracles (``grad_fn``) do not use it: the optimizers and
+    :func:`refimpl.train` read a non-finite loss or gradient as divergence. Returns
+    the single value, or the values as a tuple."""
+    for value in values:
+        finite = math.isfinite(value) if isinstance(value, float) else np.all(np.isfinite(value))
+        if not finite:
+            raise FloatingPointError(f"{where} overflowed float64: the inputs are finite but "
+                                     "too large for this value to be represented")
+    return values[0] if len(values) == 1 else values
 
 
 def oracle_output(result, size: int) -> tuple[float, np.ndarray]:

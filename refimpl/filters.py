@@ -75,7 +75,7 @@ def _run(x, decays, names, order, debias):
     b4 = float(decays[2]) if len(decays) > 2 else b3
     out = np.empty_like(x)
     _chain_kernel(x, b1, b3, b4, order, debias, out)
-    return out
+    return _validate.finite_result(("ema", "dema", "tema")[order - 1], out)
 
 
 def ema(x, decay: float, *, debias: bool = False) -> np.ndarray:

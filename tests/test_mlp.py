@@ -461,3 +461,76 @@ def test_flatness_on_the_mlp_is_quadratic_for_small_radii():
         est = landscape.flatness(problem, w, radius=radius, samples=2000, seed=1)
         predicted = radius ** 2 * np.trace(H) / (2 * problem.dim)
         assert abs(est.value - predicted) <= 5 * est.standard_error + 1e-3 * abs(predicted)
+
+
+# -- the softmax cross-entropy head at any scale, and with unnormalised targets -----------
+
+def _linear_xent(bias, y, x=(0.0,)):
+    """A linear softmax model (no hidden layer) whose logits are ``bias + W x`` with W = 0:
+    the logits are the bias exactly."""
+    n = len(bias)
+    mlp = r.MLP((len(x), n), loss="xent")
+    w = np.concatenate([np.zeros(n * len(x)), np.array(bias, dtype=float)])
+    problem = r.MLPProblem(mlp, np.array([x], dtype=float), np.array([y], dtype=float),
+                           batch_size=1)
+    return problem, w
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.0, 1e3, 1e15, 1e16, 1e300])
+def test_cross_entropy_of_equal_logits_is_log_n_at_any_scale(scale):
+    """n equal logits: the loss is log n exactly (m - f_j = 0, s = n). The reproduction:
+    (m + log s) - f gave 0.0 at 1e16 and 0.75 at 1e15 for log 2 = 0.693."""
+    for n in (2, 3, 7):
+        problem, w = _linear_xent([scale] * n, [1.0] + [0.0] * (n - 1))
+        assert problem.loss(w) == math.log(n)
+
+
+@pytest.mark.parametrize("top", [0.0, 1e3, 1e15])
+@pytest.mark.parametrize("gap", [2.0, 0.5, 30.0])
+def test_cross_entropy_of_two_logits_is_the_softplus_of_their_gap(top, gap):
+    """Logits (top, top - gap) with the target on the second: the loss is
+    gap + log(1 + e^-gap), evaluated here with log1p; within 2 ulps."""
+    problem, w = _linear_xent([top, top - gap], [0.0, 1.0])
+    exact_gap = top - (top - gap)  # the gap the model really sees (exact at these scales)
+    expected = exact_gap + math.log1p(math.exp(-exact_gap))
+    assert abs(problem.loss(w) - expected) <= 2 * np.spacing(expected)
+
+
+def test_cross_entropy_gradient_with_unnormalised_targets_is_p_sum_y_minus_y():
+    """Targets that do not sum to 1 (class weights): dL/df = softmax(f) sum(y) - y, so the
+    bias gradient is that and the weight gradient is it times x. softmax is computed here
+    with math.fsum; within 4 ulps of the largest entry. The head written as p - y (right
+    only for rows summing to 1) is off by 1.5 p here."""
+    bias, y, x = [0.3, -0.2, 0.1], [0.5, 2.0, 0.0], (1.5, -2.0)
+    problem, w = _linear_xent(bias, y, x)
+    e = [math.exp(b - max(bias)) for b in bias]
+    p = np.array([v / math.fsum(e) for v in e])
+    g_bias = p * math.fsum(y) - np.array(y)
+    expected = np.concatenate([np.outer(g_bias, x).ravel(), g_bias])
+    got = problem.grad(w)
+    tol = 4 * np.spacing(np.abs(expected).max())
+    assert np.all(np.abs(got - expected) <= tol)
+    wrong = np.concatenate([np.outer(p - np.array(y), x).ravel(), p - np.array(y)])
+    assert np.abs(wrong - expected).max() > 1e6 * tol  # the test tells the two apart
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_public_evaluations_raise_on_overflow_not_return_nan(activation):
+    """The non-finite policy: w = 1e300 is finite, but a relu network's outputs overflow
+    (tanh saturates, so only its loss may overflow). loss, grad, hvp and forward raise
+    FloatingPointError or return finite values; never a silent inf or NaN."""
+    mlp = r.MLP((2, 3, 1), activation=activation)
+    problem = r.MLPProblem(mlp, np.ones((4, 2)), np.zeros((4, 1)), batch_size=2)
+    w = np.full(mlp.n_params, 1e300)
+    for call in (lambda: problem.loss(w), lambda: problem.grad(w),
+                 lambda: problem.hvp(w, np.ones(mlp.n_params)),
+                 lambda: mlp.forward(w, np.ones((2, 2)))):
+        try:
+            out = call()
+        except FloatingPointError as err:
+            assert "overflowed float64" in str(err)
+        else:
+            assert np.all(np.isfinite(out))
+    if activation == "relu":
+        with pytest.raises(FloatingPointError, match="MLP.forward overflowed"):
+            mlp.forward(w, np.ones((2, 2)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -239,27 +240,48 @@ def test_adaptive_ascent_differs_from_other_asam_variants():
     assert np.array_equal(e, [3.0, 8.0])
 
 
+def _exact_norm(terms) -> Fraction:
+    """sqrt(sum t^2) of exact rationals, to within an ulp in float64 and returned as the
+    exact rational of that float (the sum is scaled by 4^k into the normal range, so
+    neither the squares nor the root under- or overflow)."""
+    s = sum((t * t for t in terms), Fraction(0))
+    if s == 0:
+        return Fraction(0)
+    k = (s.numerator.bit_length() - s.denominator.bit_length()) // 2
+    return Fraction(math.sqrt(float(s / Fraction(4) ** k))) * Fraction(2) ** k
+
+
 @given(w=vectors(d_min=1, d_max=6, lo=-10.0, hi=10.0),
        b=st.floats(-5.0, 5.0), rho=st.floats(0.0, 2.0))
 @example(w=np.array([0.0]), b=0.25, rho=2.225073858507e-311)  # fuzz: subnormal rho
+@example(w=np.array([1e-300]), b=0.0, rho=2.220446049250313e-16)  # fuzz: rho * g subnormal
+@example(w=np.array([0.0]), b=1e-300, rho=9.66e-168)  # fuzz: (rho * g) underflows
 def test_ascent_matches_formulas(w, b, rho):
-    """All three ascents against NumPy's formulas on random points (oracle g = w + b):
-    tolerance a few ulps times the size of e (the norm's sum order and the product
-    order differ from NumPy's), plus a few subnormal spacings: below 2.2e-308 rounding
-    is absolute (each operation errs by up to half of 2^-1074), not relative, and the
-    kernel's g * (rho / n) and NumPy's (rho * g) / n round in different places."""
+    """All three ascents against their formulas on random points (oracle g = w + b),
+    evaluated in exact rational arithmetic (the norm rounded once) and rounded once to
+    float64, so the reference itself never underflows: NumPy's ``(rho * g) / n`` did,
+    when ``rho * g`` is subnormal. Tolerance: a few ulps times the size of e (the
+    kernel's norm and products round in their own order), plus a few subnormal spacings:
+    below 2.2e-308 rounding is absolute (each operation errs by up to half of 2^-1074),
+    not relative."""
     g = w + b
+    R, eps = Fraction(rho), Fraction(1e-12)
+    W = [Fraction(float(x)) for x in w]
+    G = [Fraction(float(x)) for x in g]
     for ascent in ("normalized", "unnormalized", "adaptive"):
         calls = []
         one_step(SAM(SGD(lr=0.1), rho=rho, ascent=ascent, eps=1e-12), w,
                  affine_oracle(1.0, b, calls))
         e = calls[1] - calls[0]   # exact up to the rounding of w + e
         if ascent == "normalized":
-            expected = rho * g / (np.linalg.norm(g) + 1e-12)
+            n = _exact_norm(G) + eps
+            exact = [R * gi / n for gi in G]
         elif ascent == "unnormalized":
-            expected = rho * g
+            exact = [R * gi for gi in G]
         else:
-            expected = rho * w * w * g / (np.linalg.norm(np.abs(w) * g) + 1e-12)
+            n = _exact_norm([abs(wi) * gi for wi, gi in zip(W, G)]) + eps
+            exact = [R * wi * wi * gi / n for wi, gi in zip(W, G)]
+        expected = np.array([float(x) for x in exact])
         tol = 16 * len(w) * EPS * (np.abs(expected).max() + np.abs(w).max())
         tol += 8 * np.finfo(np.float64).smallest_subnormal
         assert np.abs(e - expected).max() <= tol

@@ -89,10 +89,7 @@ MAX_COUNT = 2 ** 53
 #: state fields that count steps, epochs or events: integers in [0, MAX_COUNT]
 COUNTERS = ("step", "count", "epoch", "v_clipped")
 
-#: buffers whose values reach the user without passing a step's output check (the EMA
-#: is returned as the average): scanned for nan and inf. Every other buffer only feeds
-#: the new w, whose non-finite values the step raises as FloatingPointError.
-FINITE = ("ema",)
+
 
 def check_state(owner: str, state, cls, w, path: str = "state", *, lengths=None) -> None:
     """Check a state (from ``owner.init``, possibly edited by hand) before any kernel runs.
@@ -108,8 +105,9 @@ def check_state(owner: str, state, cls, w, path: str = "state", *, lengths=None)
       ``path + ".inner"``);
     * every other field is a buffer: a plain float64 numpy array (no list, no masked
       array, no float32 or int64), 1-D, C-contiguous, with ``len(w)`` entries (or
-      ``lengths[name]``, for a buffer of its own size such as FAME's ``response``);
-      the EMA buffer must also be finite (see :data:`FINITE`).
+      ``lengths[name]``, for a buffer of its own size such as FAME's ``response``),
+      and finite: a NaN in a buffer the configuration never reads (SGD's with
+      momentum 0) would otherwise be carried along silently.
 
     Raises TypeError or ValueError naming ``state.<field>`` and the allowed range.
     """
@@ -133,7 +131,7 @@ def check_state(owner: str, state, cls, w, path: str = "state", *, lengths=None)
                 raise ValueError(f"{where} must have length {size} ({what}), got "
                                  f"{value.shape[0]}: the state belongs to another problem or "
                                  "was edited")
-            if name in FINITE and not np.all(np.isfinite(value)):
+            if not all_finite(value):  # one jitted pass, no temporary array
                 raise ValueError(f"{where} must be finite (found nan or inf)")
 
 

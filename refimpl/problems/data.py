@@ -39,6 +39,23 @@ class Dataset:
         Y = _validate.matrix("Y", self.Y)
         if Y.shape[0] != X.shape[0]:
             raise ValueError(f"X and Y must have the same number of rows, got {X.shape[0]} and {Y.shape[0]}")
+        labels = self.labels
+        if labels is not None:
+            if (not isinstance(labels, np.ndarray) or isinstance(labels, np.ma.MaskedArray)
+                    or labels.dtype != np.int64 or labels.ndim != 1):
+                raise TypeError("labels must be None or a 1-D int64 numpy array of class "
+                                f"indices, got {type(labels).__name__}"
+                                + (f" of dtype {labels.dtype}, shape {labels.shape}"
+                                   if isinstance(labels, np.ndarray) else ""))
+            if labels.shape[0] != X.shape[0]:
+                raise ValueError(f"labels must have one entry per row of X ({X.shape[0]}), "
+                                 f"got {labels.shape[0]}")
+            if labels.size and (labels.min() < 0 or labels.max() >= Y.shape[1]):
+                raise ValueError(f"labels must be class indices in [0, {Y.shape[1] - 1}] "
+                                 "(the columns of Y)")
+            if not np.array_equal(np.argmax(Y, axis=1), labels):
+                raise ValueError("labels must be the class of each row of Y (its largest "
+                                 "entry's column)")
         for name in ("X", "Y", "labels"):
             a = getattr(self, name)
             if a is not None:
@@ -64,6 +81,14 @@ def one_hot(labels, n_classes: int) -> np.ndarray:
     return Y
 
 
+def _check_points(X, *names_and_values):
+    """Raise a ValueError naming the generator's parameters if the points overflowed."""
+    if not np.all(np.isfinite(X)):
+        given = ", ".join(f"{names_and_values[i]}={names_and_values[i + 1]!r}"
+                          for i in range(0, len(names_and_values), 2))
+        raise ValueError(f"the points overflow float64 with {given}: use a smaller value")
+
+
 def two_spirals(n: int = 200, *, turns: float = 1.0, noise: float = 0.0, seed: int = 0) -> Dataset:
     """Two interleaved spirals, n / 2 points each (n even, >= 2), labels 0 and 1.
 
@@ -83,13 +108,16 @@ def two_spirals(n: int = 200, *, turns: float = 1.0, noise: float = 0.0, seed: i
     rng = np.random.Generator(np.random.PCG64(seed))
     half = n // 2
     parts = []
-    for sign in (1.0, -1.0):
-        t = 2.0 * math.pi * turns * np.sqrt(rng.uniform(size=half))
-        r = t / (2.0 * math.pi * turns)
-        parts.append(sign * np.stack([r * np.cos(t), r * np.sin(t)], axis=1))
+    with np.errstate(over="ignore", invalid="ignore"):  # a huge turns: checked below
+        for sign in (1.0, -1.0):
+            t = 2.0 * math.pi * turns * np.sqrt(rng.uniform(size=half))
+            r = t / (2.0 * math.pi * turns)
+            parts.append(sign * np.stack([r * np.cos(t), r * np.sin(t)], axis=1))
     X = np.concatenate(parts)
     if noise > 0.0:
-        X = X + noise * rng.standard_normal((n, 2))
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = X + noise * rng.standard_normal((n, 2))
+    _check_points(X, "noise", noise, "turns", turns)
     labels = np.repeat(np.arange(2, dtype=np.int64), half)
     return Dataset(np.ascontiguousarray(X), one_hot(labels, 2), labels, "two_spirals",
                    {"n": n, "turns": turns, "noise": noise, "seed": seed})
@@ -117,7 +145,9 @@ def circles(n: int = 200, *, factor: float = 0.5, noise: float = 0.05, seed: int
         parts.append(radius * np.stack([np.cos(t), np.sin(t)], axis=1))
     X = np.concatenate(parts)
     if noise > 0.0:
-        X = X + noise * rng.standard_normal((n, 2))
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = X + noise * rng.standard_normal((n, 2))
+    _check_points(X, "noise", noise)
     labels = np.repeat(np.arange(2, dtype=np.int64), half)
     return Dataset(np.ascontiguousarray(X), one_hot(labels, 2), labels, "circles",
                    {"n": n, "factor": factor, "noise": noise, "seed": seed})

@@ -11,7 +11,8 @@ values):
 
 * ``"mse"``:  ``(1 / (B n_L)) sum_b sum_j (f_j - y_j)^2``   (mean over batch and outputs)
 * ``"xent"``: ``(1 / B) sum_b sum_j y_j (logsumexp(f) - f_j)``  (softmax cross-entropy;
-  ``y`` is a one-hot row or any non-negative class weights)
+  ``y`` is a one-hot row or any non-negative class weights; each term computed as
+  ``(max(f) - f_j) + log sum exp(f - max(f))``, accurate to a few ulps at any scale)
 
 **The flat parameter vector.** ``w`` holds the layers in order, each as ``W_l``
 (shape (n_l, n_{l-1}), row-major, PyTorch's ``nn.Linear.weight`` layout) followed by
@@ -84,8 +85,15 @@ def mlp_shape(net):
 
 @kernel
 def softmax_column(F, b, prob):
-    """Write ``prob = softmax(F[:, b])`` (exponentials shifted by the column's maximum, so
-    none overflows) and return ``logsumexp(F[:, b])``."""
+    """Write ``prob = softmax(F[:, b])`` (exponentials shifted by the column's maximum
+    ``m``, so none overflows) and return ``(m, log s)`` with ``s = sum_j exp(F[j, b] - m)``
+    in [1, n], so that ``logsumexp(F[:, b]) = m + log s``.
+
+    The loss uses ``logsumexp - f_j = (m - f_j) + log s``: ``m - f_j`` is exact when f_j
+    is within a factor 2 of m (Sterbenz) and one rounding otherwise, and ``log s`` is at
+    most log n, so the term is accurate to a few ulps. Computing ``m + log s`` first and
+    then subtracting f_j loses ``log s`` to the rounding of m: two equal logits of 1e16
+    would give 0 instead of log 2."""
     n = F.shape[0]
     m = F[0, b]
     for j in range(1, n):
@@ -96,7 +104,7 @@ def softmax_column(F, b, prob):
         s += math.exp(F[j, b] - m)
     for j in range(n):
         prob[j] = math.exp(F[j, b] - m) / s
-    return m + math.log(s)
+    return m, math.log(s)
 
 
 @kernel
@@ -155,11 +163,11 @@ def mlp_head(loss_kind, F, Y, idx, D):
         return total / (B * n_o)
     prob = np.empty(n_o)
     for b in range(B):
-        lse = softmax_column(F, b, prob)
+        m, log_s = softmax_column(F, b, prob)
         y_sum = 0.0
         for j in range(n_o):
             y = Y[idx[b], j]
-            total += y * (lse - F[j, b])
+            total += y * ((m - F[j, b]) + log_s)
             y_sum += y
         for j in range(n_o):
             D[j, b] = (prob[j] * y_sum - Y[idx[b], j]) / B
@@ -473,7 +481,7 @@ class MLP:
         rows, n = sum(self.sizes), X.shape[0]
         Z, A = np.zeros((rows, n)), np.zeros((rows, n))
         mlp_forward(self.net, w, X, np.arange(n, dtype=np.int64), Z, A)
-        return np.ascontiguousarray(A[rows - self.sizes[-1]:].T)
+        return _validate.finite_result("MLP.forward", np.ascontiguousarray(A[rows - self.sizes[-1]:].T))
 
 
 # ----------------------------------------------------------------------------- problem
@@ -583,7 +591,7 @@ class MLPProblem:
         idx = self._all() if batch is None else self._indices("batch", batch)
         g = np.empty(self.dim)
         loss = mlp_loss_grad(self.mlp.net, w, self.X, self.Y, idx, g)
-        return float(loss), g
+        return _validate.finite_result("MLPProblem.loss_and_grad", float(loss), g)
 
     def loss(self, w) -> float:
         """The full-data-set loss."""
@@ -601,7 +609,7 @@ class MLPProblem:
         idx = self._all() if batch is None else self._indices("batch", batch)
         hv = np.empty(self.dim)
         mlp_hvp(self.mlp.net, w, v, self.X, self.Y, idx, hv)
-        return hv
+        return _validate.finite_result("MLPProblem.hvp", hv)
 
     def predict(self, w, X=None) -> np.ndarray:
         """Outputs (n, sizes[-1]) on X (default: the training inputs)."""

@@ -99,9 +99,17 @@ class Quadratic:
         return self.loss_and_grad(w)[1]
 
     def loss_and_grad(self, w):
+        """Loss and gradient; FloatingPointError if either overflows float64."""
+        loss, g = self._oracle(w)
+        return _validate.finite_result("Quadratic.loss_and_grad", loss, g)
+
+    def _oracle(self, w):
+        """The step oracle: loss and gradient as computed (a non-finite value is the
+        optimizer's divergence to report, not an error here)."""
         w = _validate.vector("w", w, size=self.dim)
         g = np.empty(self.dim)
-        loss = quadratic_kernel(self.H, self.w_star, w, g)
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = quadratic_kernel(self.H, self.w_star, w, g)
         return float(loss), g
 
     def hessian(self) -> np.ndarray:
@@ -128,7 +136,7 @@ class Quadratic:
         """The oracle ``w -> (loss, g)`` for a step (deterministic: no noise argument)."""
         if noise is not None:
             raise ValueError("noise must be None for a Quadratic (it has no gradient noise)")
-        return self.loss_and_grad
+        return self._oracle
 
     def draw_noise(self, steps: int, seed: int) -> None:
         """A deterministic problem draws no noise (returns None)."""
@@ -177,8 +185,10 @@ class NoisyQuadratic:
         """The population (noise-free) loss ``sum 1/2 h_i (w_i - w*_i)^2``."""
         w = _validate.vector("w", w, size=self.dim)
         g = np.empty(self.dim)
-        return float(noisy_quadratic_kernel(self.h, self.w_star, np.zeros(self.dim),
-                                            np.zeros(self.dim), w, g))
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = float(noisy_quadratic_kernel(self.h, self.w_star, np.zeros(self.dim),
+                                                np.zeros(self.dim), w, g))
+        return _validate.finite_result("NoisyQuadratic.loss", loss)
 
     def grad(self, w) -> np.ndarray:
         """The population (noise-free) gradient ``h * (w - w*)``: the mini-batch oracle's
