@@ -102,6 +102,16 @@ def cache_root() -> Path | None:
     return Path(AppDirs(appname="refimpl", appauthor=False).user_cache_dir)
 
 
+def cache_folder_name() -> str:
+    """This run's cache folder: the version and the sources' hash, plus ``-boundscheck``
+    when numba checks array bounds (``NUMBA_BOUNDSCHECK=1``). numba's own index keys
+    machine code on the signature and the CPU, not on that setting, so without the
+    suffix a bounds-checked run could load kernels compiled without checks (and
+    silently check nothing), or a normal run the slower checked ones."""
+    suffix = "-boundscheck" if numba.config.BOUNDSCHECK else ""
+    return f"{__version__}-{source_hash()[:16]}{suffix}"
+
+
 def _usable_cache_dir() -> Path | None:
     """This version's cache folder, created and tested for writing; None if impossible."""
     if JIT_DISABLED:
@@ -110,7 +120,7 @@ def _usable_cache_dir() -> Path | None:
         root = cache_root()
         if root is None:
             return None
-        folder = root / f"{__version__}-{source_hash()[:16]}"
+        folder = root / cache_folder_name()
         folder.mkdir(parents=True, exist_ok=True)
         marker = folder / MARKER
         if not marker.exists():

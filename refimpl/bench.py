@@ -1260,7 +1260,9 @@ def write_json(path, records: list[Record], meta: dict):
     """Write ``{"schema": "refimpl-bench/1", "meta": ..., "records": [...]}``."""
     payload = {"schema": "refimpl-bench/1", "meta": meta,
                "records": [dataclasses.asdict(r) for r in records]}
-    Path(path).write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    from refimpl.render import write_atomic
+
+    write_atomic(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path) -> tuple[list[Record], dict]:
@@ -1290,6 +1292,13 @@ def _json_path(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text!r} is a directory; give a file name")
     if not path.parent.resolve().is_dir():
         raise argparse.ArgumentTypeError(f"the directory of {text!r} does not exist")
+    try:  # before the benchmark runs: can a file be created beside the target?
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=".refimpl-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(
+            f"cannot write into the directory of {text!r}: {exc.strerror or exc}") from None
     return path
 
 

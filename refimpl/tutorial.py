@@ -43,6 +43,8 @@ stops the tutorial and makes ``refimpl tutorials`` exit non-zero. ``figure``,
 
 from __future__ import annotations
 
+import io
+
 import math
 import numbers
 import os
@@ -291,7 +293,12 @@ class Tutorial:
         import matplotlib.pyplot as plt
 
         path = self._ctx.out / file
-        fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight", metadata={"Software": None})
+        png = io.BytesIO()  # rendered in memory, then written atomically (no half a file)
+        fig.savefig(png, format="png", dpi=FIGURE_DPI, bbox_inches="tight",
+                    metadata={"Software": None})
+        from refimpl import render
+
+        render.write_atomic(path, png.getvalue())
         _show_inline(fig)
         plt.close(fig)
         self._ctx.figures.append(Figure(file, " ".join(caption.split())))

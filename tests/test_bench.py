@@ -377,9 +377,10 @@ def test_json_round_trip_and_table_from_a_stored_run(tmp_path, capsys):
     assert "bad.json: not a refimpl bench JSON file" in capsys.readouterr().err
 
 
-def test_json_refuses_nan():
+def test_json_refuses_nan(tmp_path):
     with pytest.raises(ValueError):
-        bench.write_json("/dev/null", [record("x", float("nan"), "s")], {})
+        bench.write_json(tmp_path / "nan.json", [record("x", float("nan"), "s")], {})
+    assert list(tmp_path.iterdir()) == []
 
 
 _STANDARD_PLAN = bench.plan
@@ -448,3 +449,35 @@ def test_refuses_to_time_python_kernels(monkeypatch, capsys):
 
 def test_source_root_is_this_checkout():
     assert bench.source_root() == Path(__file__).resolve().parent.parent
+
+
+def test_an_unwritable_json_target_is_a_usage_error_before_any_benchmark(capsys):
+    """The reproduction: --json into an unwritable directory ran the whole benchmark and
+    then died with a traceback. /proc refuses new files even to root, so the check is
+    real here; the command stops at argument parsing (exit 2) with the reason."""
+    from refimpl.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--quick", "--json", "/proc/refimpl-bench.json"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "cannot write into the directory of '/proc/refimpl-bench.json'" in err
+
+
+def test_the_json_file_is_written_atomically(tmp_path, monkeypatch):
+    """A failing write leaves the previous file as it was and no temporary behind."""
+    from refimpl import render
+
+    path = tmp_path / "run.json"
+    path.write_text("previous run\n")
+    real_replace = render.os.replace
+
+    def failing_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(render.os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        bench.write_json(path, [], {"quick": True})
+    monkeypatch.setattr(render.os, "replace", real_replace)
+    assert path.read_text() == "previous run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]

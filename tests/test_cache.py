@@ -128,3 +128,40 @@ def test_clear_removes_only_the_folders_refimpl_marked(tmp_path):
     assert not mine.exists() and (theirs / "notes.txt").read_text() == "keep me"
     assert loose.exists()
     assert _jit.clear_cache(tmp_path / "missing") == []
+
+
+BOUNDS_PROBE = """
+import json
+import numpy as np
+from refimpl._jit import CACHE_DIR
+from refimpl.optimizers.ema import ema_update_kernel
+try:
+    ema_update_kernel(np.zeros(3), np.zeros(2), 0.5)  # w shorter than ema: reads w[2]
+    outcome = "no error"
+except IndexError as err:
+    outcome = "IndexError"
+print(json.dumps({"cache": str(CACHE_DIR), "outcome": outcome}))
+"""
+
+
+@pytest.mark.skipif(_jit.JIT_DISABLED, reason="NUMBA_DISABLE_JIT=1: no machine code, no cache")
+def test_a_bounds_checked_run_has_its_own_cache_and_raises_index_error(tmp_path):
+    """CI runs the kernels' tests once with NUMBA_BOUNDSCHECK=1, so an out-of-bounds read
+    is an IndexError there instead of garbage or a segfault for a user. That needs the
+    checked machine code: numba's cache index does not key on the setting, so refimpl's
+    cache folder does (-boundscheck). Run first without checks, then with, in one cache
+    root: the checked run must not load the unchecked kernel (it raises IndexError),
+    and the unchecked run must not have raised (teeth: the probe's read is really out
+    of bounds only for the checker to see)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_DISABLE_JIT", "NUMBA_BOUNDSCHECK")}
+    env.update(REFIMPL_CACHE_DIR=str(tmp_path / "cache"))
+    runs = {}
+    for flag in ("0", "1"):
+        proc = subprocess.run([sys.executable, "-c", BOUNDS_PROBE], env=dict(env, NUMBA_BOUNDSCHECK=flag),
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[flag] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert runs["1"]["outcome"] == "IndexError"
+    assert runs["0"]["outcome"] == "no error"
+    assert runs["1"]["cache"].endswith("-boundscheck")
+    assert runs["1"]["cache"] == runs["0"]["cache"] + "-boundscheck"

@@ -128,6 +128,34 @@ def test_a_rerun_removes_the_previous_runs_figures_but_nothing_it_did_not_write(
     assert (out / "01_good" / "my_notes.txt").read_text() == "a student's notes"
 
 
+def test_ctrl_c_half_way_leaves_the_previous_output_whole(tmp_path):
+    """The reproduction: Ctrl-C during a re-run left the tutorial's previous good output
+    half-deleted and an index linking to missing files. Now a re-run replaces each file
+    atomically and removes the previous run's files only after its pages are written:
+    interrupted right after a new figure, every file of the previous run is still
+    there (the pages, the index and the manifest unchanged, the figures whole) and a
+    student's file is untouched."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    write(src, "01_good", GOOD.replace('"line", "A straight', '"old_name", "A straight'))
+    course.run(out=out, directory=src, progress=lambda line: None)
+    lesson = out / "01_good"
+    (lesson / "my_notes.txt").write_text("a student's notes")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    interrupted = GOOD.replace('tut.number("two plus two", four)',
+                               'raise KeyboardInterrupt  # Ctrl-C after the new figure')
+    write(src, "01_good", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        course.run(out=out, directory=src, progress=lambda line: None)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert [p for p in after if p.name.endswith(".tmp")] == []  # no temporary left over
+    for path in ("index.html", "index.md", "01_good/lesson.html", "01_good/lesson.md",
+                 "01_good/.refimpl-files", "01_good/old_name.png", "01_good/my_notes.txt"):
+        assert after[Path(path)] == before[Path(path)], path
+    new_png = after[Path("01_good/line.png")]  # written whole before the interrupt
+    assert new_png.startswith(b"\x89PNG") and new_png.rstrip().endswith(b"IEND\xaeB`\x82")
+
+
 def test_a_failing_check_fails_the_tutorial_and_the_others_still_run(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
