@@ -88,6 +88,16 @@ def test_golden_check_does_not_put_the_current_folder_on_sys_path(tmp_path, monk
 _SHADOWS = ("difflib", "unittest", "pydoc", "inspect_probe_unused")
 
 
+def _env_with_jit(refimpl):
+    """The subprocess's environment: refimpl importable, and numba compiling (its lazy
+    imports of standard modules are what a planted file would shadow, so these tests
+    keep the JIT on even in CI's NUMBA_DISABLE_JIT=1 pass)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    return dict(env, PYTHONPATH=str(Path(refimpl.__file__).parents[1]))
+
+
 def _plant_shadows(folder):
     """Files named like standard modules that numba or refimpl may import lazily; each
     leaves a marker file when executed."""
@@ -114,7 +124,7 @@ def test_python_m_refimpl_never_runs_a_module_from_the_current_folder(tmp_path, 
         adapters.mkdir()
         (adapters / "mine.py").write_text("from refimpl.golden.adapter import make\n")
         words += ["--impl", "adapters/mine.py:make"]
-    env = dict(os.environ, PYTHONPATH=str(Path(refimpl.__file__).parents[1]))
+    env = _env_with_jit(refimpl)
     done = subprocess.run([sys.executable, "-m", "refimpl", *words], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -134,7 +144,7 @@ def test_the_unfixed_entry_point_would_run_them(tmp_path):
     _plant_shadows(tmp_path)
     code = ("import sys; from refimpl.cli import main; "
             "sys.exit(main(['golden', 'check', '-k', 'sgd/witness-*']))")
-    env = dict(os.environ, PYTHONPATH=str(Path(refimpl.__file__).parents[1]))
+    env = _env_with_jit(refimpl)
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
