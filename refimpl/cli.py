@@ -11,6 +11,7 @@ Commands:
   refimpl golden list [PATH]
   refimpl golden write DIR
   refimpl golden check [PATH] [--impl MODULE:FACTORY | FILE.py:FACTORY] [-k PATTERN] [-v]
+                       [--json FILE] [--junit FILE]
       list, regenerate or check the golden vectors (refimpl/golden/FORMAT.md); PATH is
       a folder of golden files or one file (default: the vectors shipped with refimpl).
   refimpl bench [--quick] [--json FILE]
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from refimpl._version import __version__
 
@@ -91,12 +93,38 @@ def _golden(args) -> int:
     if (args.impl != DEFAULT_IMPL and not golden.checker.is_file_spec(args.impl)
             and os.getcwd() not in sys.path):
         sys.path.insert(0, os.getcwd())
+    for option, path in (("--json", args.json), ("--junit", args.junit)):
+        if path is not None:
+            _check_output_file(option, path)
     try:
         report = golden.check(target, args.impl, select=args.select or None)
     except golden.UsageError as exc:
         raise _UsageError(str(exc)) from None
     print(report.text(verbose=args.verbose))
+    from refimpl.render import write_atomic
+
+    if args.json is not None:
+        write_atomic(args.json, report.to_json(args.impl))
+    if args.junit is not None:
+        write_atomic(args.junit, report.to_junit(args.impl))
     return 0 if report.ok else 1
+
+
+def _check_output_file(option: str, path: str) -> None:
+    """Refuse, before any work, an output file that cannot be written (a folder, a
+    missing or unwritable folder): a usage error naming the option."""
+    import tempfile
+
+    target = Path(path)
+    if target.is_dir():
+        raise _UsageError(f"{option} {path!r} is a folder; give a file name")
+    folder = target.parent
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".refimpl-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _UsageError(f"{option} {path!r} cannot be written: {exc.strerror or exc}") from None
 
 
 def _cache(args) -> int:
@@ -166,6 +194,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     gcheck.add_argument("-k", dest="select", action="append", metavar="PATTERN",
                         help="check only case ids matching this glob (repeatable)")
     gcheck.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
+    gcheck.add_argument("--json", metavar="FILE", default=None,
+                        help="also write the result of every case as JSON (schema "
+                             "refimpl-golden-check/1), atomically")
+    gcheck.add_argument("--junit", metavar="FILE", default=None,
+                        help="also write the result as JUnit XML for CI test reporters, "
+                             "atomically")
     bench_parser = sub.add_parser("bench", help="speed and memory against baselines measured "
                                                 "in the same run")
     from refimpl import bench

@@ -280,6 +280,44 @@ class Report:
     def ok(self) -> bool:
         return not self.format_errors and self.count("fail") == 0
 
+    def to_json(self, impl: str) -> str:
+        """The report as JSON (schema ``refimpl-golden-check/1``): the summary, one
+        object per case (id, file, status, first failing step, message, full report)
+        and the malformed-input errors; keys in a fixed order."""
+        import json
+
+        cases = [{"id": r.case_id, "file": r.file, "status": r.status, "step": r.step,
+                  "message": r.message, "report": r.report} for r in self.results]
+        payload = {"schema": "refimpl-golden-check/1", "impl": impl, "ok": self.ok,
+                   "passed": self.count("pass"), "failed": self.count("fail"),
+                   "skipped": self.count("skip"), "malformed": list(self.format_errors),
+                   "cases": cases}
+        return json.dumps(payload, indent=1) + "\n"
+
+    def to_junit(self, impl: str) -> str:
+        """The report as JUnit XML (one ``testsuite`` named refimpl-golden, a
+        ``testcase`` per case with ``classname`` its family, ``failure`` with the
+        report, ``skipped`` with the reason; malformed files as failing testcases), the
+        format Jenkins, GitLab and GitHub test reporters read."""
+        import xml.etree.ElementTree as ET
+
+        suite = ET.Element("testsuite", name="refimpl-golden",
+                           tests=str(len(self.results) + len(self.format_errors)),
+                           failures=str(self.count("fail") + len(self.format_errors)),
+                           skipped=str(self.count("skip")), errors="0")
+        ET.SubElement(ET.SubElement(suite, "properties"), "property", name="impl", value=impl)
+        for i, error in enumerate(self.format_errors):
+            case = ET.SubElement(suite, "testcase", classname="malformed", name=f"input-{i}")
+            ET.SubElement(case, "failure", message="malformed golden file").text = error
+        for r in self.results:
+            case = ET.SubElement(suite, "testcase", classname=r.case_id.split("/", 1)[0],
+                                 name=r.case_id, file=r.file)
+            if r.status == "fail":
+                ET.SubElement(case, "failure", message=r.message).text = r.report
+            elif r.status == "skip":
+                ET.SubElement(case, "skipped", message=r.message)
+        return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+
     def text(self, *, verbose: bool = False) -> str:
         lines = [f"MALFORMED {e}" for e in self.format_errors]
         for r in self.results:
