@@ -605,6 +605,34 @@ print("exit code", all_code)
 tut.number("CLI exit code, sgd/* with the correct adapter", cli_code)
 
 # %% [markdown]
+# ## 5. The same check inside your own test suite
+#
+# Engineers rarely run a separate command by hand: the vectors belong in the project's
+# own CI, next to its other tests. refimpl ships a pytest plugin, inactive unless asked
+# for, that turns every golden case into a test item of your run (`-k` selects by case
+# id, family, file or flag; an `Unsupported` case is skipped with its reason; a failure
+# prints the report of section 3):
+#
+# ```bash
+# pytest --refimpl-impl tut07_my_sgd_golden:make              # a module on sys.path
+# pytest --refimpl-impl tests/adapter.py:make -k "sgd and not f32"   # or a file
+# ```
+#
+# or a test of your own, parametrized over the cases you choose:
+#
+# ```python
+# @pytest.mark.parametrize("case", golden.cases("sgd/*"), ids=lambda c: c.id)
+# def test_my_sgd(case):
+#     result = golden.compare(case, golden.run_case(case, make))
+#     assert result.status != "fail", result.report
+# ```
+#
+# For other CI systems, `refimpl golden check ... --junit FILE` writes a JUnit XML
+# report and `--json FILE` one JSON object per case. An implementation in another
+# language (C++, Rust) reads `refimpl/golden/vectors/*.json` itself: FORMAT.md is enough
+# to write that reader, and section 6 of it gives the comparison loop.
+
+# %% [markdown]
 # ## What we checked
 #
 # - The shipped vectors come one file per family (every case in a file belongs to the
