@@ -18,6 +18,9 @@ Commands:
       speed and memory as ratios against baselines measured in the same run.
   refimpl cache [--clear]
       where the compiled kernels are cached, and their size; --clear removes them.
+  refimpl api [--out DIR]
+      write the API reference (every public module's docstrings, math as MathML) into
+      DIR (default refimpl-tutorials/api); needs the optional extra refimpl[docs].
 
 Exit codes:
   0  success: every tutorial's checks hold, every golden case passes (skipped cases
@@ -127,6 +130,24 @@ def _check_output_file(option: str, path: str) -> None:
         raise _UsageError(f"{option} {path!r} cannot be written: {exc.strerror or exc}") from None
 
 
+def _api(args) -> int:
+    from refimpl import apidoc
+
+    if not args.out:
+        raise _UsageError("--out must name a folder, got an empty string")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise _UsageError(f"--out {args.out!r} is a file; give a folder")
+    try:
+        paths = apidoc.write(out)
+    except ModuleNotFoundError as exc:
+        raise _UsageError(str(exc)) from None
+    except OSError as exc:
+        raise _UsageError(f"--out {args.out!r} cannot be written: {exc.strerror or exc}") from None
+    print(f"{len(paths)} API pages written; open {out / 'index.html'}")
+    return 0
+
+
 def _cache(args) -> int:
     from refimpl import _jit
 
@@ -209,9 +230,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
                                          "removes them")
     cache.add_argument("--clear", action="store_true",
                        help="remove every cache folder refimpl made (marked REFIMPL_CACHE)")
+    api = sub.add_parser("api", help="write the API reference pages (needs refimpl[docs])")
+    api.add_argument("--out", default="refimpl-tutorials/api", metavar="DIR",
+                     help="output folder (default: refimpl-tutorials/api, beside the course)")
     parsers = {(): parser, ("tutorials",): tut, ("golden",): gold, ("golden", "list"): glist,
                ("golden", "write"): gwrite, ("golden", "check"): gcheck,
-               ("bench",): bench_parser, ("cache",): cache}
+               ("bench",): bench_parser, ("cache",): cache, ("api",): api}
     return parser, parsers
 
 
@@ -240,6 +264,8 @@ def main(argv=None) -> int:
             return _golden(args)
         if args.command == "cache":
             return _cache(args)
+        if args.command == "api":
+            return _api(args)
     except _UsageError as exc:
         parsers[words].print_usage(sys.stderr)
         print(f"refimpl {' '.join(words)}: error: {exc}", file=sys.stderr)

@@ -335,6 +335,7 @@ def run(names=None, fast: bool = False, out="refimpl-tutorials", directory=None,
     render.write_atomic(out / _tutorial.COURSE_MARKER,
                         "a course folder written by `refimpl tutorials`\n")
     write_proofs(out)
+    write_api(out)
     results = []
     width = max(len(n) for n in selected)
     for i, (name, path) in enumerate(selected.items(), start=1):
@@ -607,6 +608,11 @@ def _write_lesson(result: Result, titles=None, order=None) -> None:
                 body[-1] = body[-1][:-len("</section>")] + render.highlight(cell["source"]) \
                     + "</section>"
                 md.append("```python\n" + cell["source"] + "\n```")
+    code_html, code_md = _code_section(result)
+    if code_html:
+        body.append(code_html)
+        headings.append((2, "code", "Code"))
+        md.append(code_md)
     body.append('<h2 id="checks">Checks</h2>')
     headings.append((2, "checks", "Checks"))
     body.append(f"<p>What this run of <code>{html.escape(result.path.name)}</code> measured "
@@ -655,6 +661,61 @@ def proof_titles(directory=None) -> dict[str, str]:
                       if ln.startswith("# ")), path.stem)
         titles[path.stem] = first
     return titles
+
+
+def write_api(out) -> list[Path]:
+    """OUT/api: the API reference (:mod:`refimpl.apidoc`) when its optional generator,
+    pdoc, is installed (``pip install 'refimpl[docs]'``); nothing otherwise, and the
+    lessons then name the code they use without linking it."""
+    from refimpl import apidoc
+
+    try:
+        return apidoc.write(Path(out) / "api", proofs=Path(out) / "proofs")
+    except ModuleNotFoundError:
+        return []
+
+
+#: how tutorials refer to refimpl's modules: ``r.SGD``, ``theory.moments``, ``data.circles``
+_CODE_NAME = re.compile(r"\b(r|theory|filters|golden|landscape|scaling|data)\.([A-Za-z_]\w*)\b")
+_MODULE_OF = {"r": "", "data": "problems.data."}
+
+
+def _code_section(result: Result) -> tuple[str, str]:
+    """The lesson's "Code" section (HTML, Markdown): every refimpl name its code cells
+    use, each linked to its entry in the API reference when OUT/api exists."""
+    from refimpl import apidoc
+
+    api = result.out.parent / "api"
+    names = {}
+    for cell in result.cells:
+        if cell[0].kind != "code":
+            continue
+        for prefix, name in _CODE_NAME.findall(cell[0].source):
+            if name.startswith("_"):
+                continue
+            qualified = _MODULE_OF.get(prefix, prefix + ".") + name
+            target = apidoc.anchor(qualified)
+            if target is not None:
+                label = name if prefix == "r" else f"{prefix}.{name}"
+                names.setdefault(label, target)
+    if not names:
+        return "", ""
+    have_api = (api / "index.html").is_file()
+    items_html, items_md = [], []
+    for label, target in sorted(names.items(), key=lambda kv: kv[0].lower()):
+        code = f"<code>{html.escape(label)}</code>"
+        items_html.append(f'<a href="../api/{target}">{code}</a>' if have_api else code)
+        items_md.append(f"[`{label}`](../api/{target})" if have_api else f"`{label}`")
+    note = ("Each name links to its entry in the API reference (the docstring states the "
+            "update in its order of operations)." if have_api else
+            "The API reference is not in this folder: <code>pip install "
+            "'refimpl[docs]'</code>, then <code>refimpl tutorials</code> or "
+            "<code>refimpl api</code>.")
+    body = (f'<h2 id="code">Code</h2>\n<p>refimpl names this lesson uses: '
+            f'{", ".join(items_html)}.</p>\n<p>{note}</p>')
+    md = ("## Code\n\nrefimpl names this lesson uses: " + ", ".join(items_md) + ".\n\n"
+          + re.sub(r"</?code>", "`", note))
+    return body, md
 
 
 def write_proofs(out, directory=None) -> list[Path]:

@@ -1,4 +1,4 @@
-"""The EMA Scaling Rule (Busbridge et al. 2023, "How to Scale Your EMA") and the
+r"""The EMA Scaling Rule (Busbridge et al. 2023, "How to Scale Your EMA") and the
 optimizers' own scaling rules. Sources: proofs/sources.md#ema-scaling-rule.
 
 When the batch size grows from B to kappa * B, the rule keeps the training dynamics
@@ -13,6 +13,10 @@ When the batch size grows from B to kappa * B, the rule keeps the training dynam
   [0, 1) for kappa >= 1; for kappa < 1 a decay within an ulp of 1 can round to 1.0, which
   is refused with a ValueError), ``eps -> eps / sqrt(kappa)``;
 * SAM's radius ``rho`` has no published rule: it is kept, and said so.
+
+In mathematical notation, for a batch $\kappa B$ instead of $B$: the EMA decay
+$\rho \to \rho^\kappa$, SGD's $\eta \to \kappa \eta$, and Adam's
+$\eta \to \sqrt{\kappa} \eta$, $\beta \to \beta^\kappa$, $\epsilon \to \epsilon / \sqrt{\kappa}$.
 
 ``update_every`` is kept: an EMA updated every k steps then updates kappa times less
 often per unit of training time, which is exactly what ``decay ** kappa`` compensates.

@@ -274,10 +274,12 @@ class Report:
     format_errors: list = field(default_factory=list)
 
     def count(self, status: str) -> int:
+        """How many cases ended with ``status`` ("pass", "fail" or "skip")."""
         return sum(r.status == status for r in self.results)
 
     @property
     def ok(self) -> bool:
+        """True when no case failed and no input file was malformed (skips allowed)."""
         return not self.format_errors and self.count("fail") == 0
 
     def to_json(self, impl: str) -> str:
@@ -319,6 +321,7 @@ class Report:
         return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
     def text(self, *, verbose: bool = False) -> str:
+        """The report as the CLI prints it: each failure's report, each skip, then a summary line (``verbose``: each pass too)."""
         lines = [f"MALFORMED {e}" for e in self.format_errors]
         for r in self.results:
             if r.status == "fail":

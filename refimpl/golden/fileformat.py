@@ -200,6 +200,7 @@ class Spec:
         return self.fields[key]
 
     def get(self, key, default=None):
+        """The field ``key`` of the spec, or ``default`` if the file does not set it."""
         return self.fields.get(key, default)
 
 
@@ -253,6 +254,7 @@ class Case:
 
     @property
     def numpy_dtype(self):
+        """The case's precision as a numpy dtype (float64 or float32)."""
         return np.dtype(self.dtype)
 
     @property

@@ -1,4 +1,4 @@
-"""Adam with coupled L2 weight decay (Kingma and Ba 2015, Algorithm 1), in the order of
+r"""Adam with coupled L2 weight decay (Kingma and Ba 2015, Algorithm 1), in the order of
 operations of ``torch.optim.Adam`` (amsgrad off). FAME reduces to it (proofs/sources.md#fame),
 and the Adam branch of the scaling rules (proofs/sources.md#ema-scaling-rule) applies to it.
 
@@ -13,6 +13,12 @@ Per step, with ``t`` counted from 1 since init or the last reset::
 
 (PyTorch writes the first moment as ``m.lerp_(g, 1 - beta1)``, which can differ from
 ``beta1 * m + (1 - beta1) * g`` in the last bit; refimpl uses the textbook form.)
+
+In mathematical notation ($\beta_1, \beta_2$ the decays, $\epsilon$ the guard):
+
+$$m_t = \beta_1 m_{t-1} + (1 - \beta_1) g_t, \qquad v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2$$
+
+$$w_t = w_{t-1} - \frac{\eta_t}{1 - \beta_1^t} \frac{m_t}{\sqrt{v_t} / \sqrt{1 - \beta_2^t} + \epsilon}$$
 """
 
 from __future__ import annotations
@@ -79,10 +85,12 @@ class Adam(BaseOptimizer):
         return AdamState
 
     def init(self, w) -> AdamState:
+        """The state before the first step: zero moments, counters at 0 (``w`` is validated)."""
         w = _validate.vector("w", w)
         return AdamState(0, 0, np.zeros_like(w), np.zeros_like(w))
 
     def reset(self, state: AdamState) -> AdamState:
+        """Zero moments and a restarted bias correction (``count = 0``); keeps ``step``, which indexes the lr schedule."""
         return AdamState(state.step, 0, np.zeros_like(state.m), np.zeros_like(state.v))
 
     def update(self, w, state: AdamState, g):

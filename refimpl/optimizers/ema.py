@@ -1,10 +1,12 @@
-"""Model EMA and Switch EMA (SEMA) as wrappers over any optimizer. Sources:
+r"""Model EMA and Switch EMA (SEMA) as wrappers over any optimizer. Sources:
 proofs/sources.md#model-ema and proofs/sources.md#switch-ema.
 
 Model EMA (Polyak averaging with exponential weights): after the wrapped optimizer's
 step number ``n`` (counted from 1), if ``n % update_every == 0``::
 
     ema <- decay * ema + (1 - decay) * w
+
+In mathematical notation, with $\rho$ the decay: $\bar w_n = \rho \bar w_{n-1} + (1 - \rho) w_n$.
 
 refimpl calls the EMA coefficient ``decay`` (the paper's rho) everywhere. Beware the
 peers: openmixup's ``momentum`` is this decay, mmcv/mmdet's ``momentum`` is 1 - decay.
@@ -190,6 +192,7 @@ class EMA:
                                 self.min_decay, self.warmup_ratio, self.warmup_steps)
 
     def init(self, w) -> EMAState:
+        """The state before the first step: the average is ``w`` (start="copy") or zeros (start="zeros"), and the wrapped optimizer's own init."""
         w = _validate.vector("w", w)
         ema = w.copy() if self.start == "copy" else np.zeros_like(w)
         return EMAState(0, 0, ema, 1.0, self.inner.init(w))
@@ -229,6 +232,7 @@ class EMA:
         return w_new, new_state, info
 
     def reset(self, state: EMAState) -> EMAState:
+        """Not available: an averager is the outermost layer, so nothing ever resets it (raises TypeError)."""
         raise TypeError("EMA and SwitchEMA cannot be wrapped, so they are never reset")
 
     def _switch_due(self, n, epoch, epoch_end) -> bool:

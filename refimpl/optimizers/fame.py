@@ -229,6 +229,7 @@ class FAME(BaseOptimizer):
         return {"response": 3 if self.variant == "official" else 6}
 
     def init(self, w):
+        """The state before the first step: every EMA buffer and response at zero, counters at 0."""
         w = _validate.vector("w", w)
         z = np.zeros_like
         if self.variant == "official":

@@ -1,4 +1,4 @@
-"""Sharpness-aware minimization: SAM, USAM, ASAM and Stable SAM. Sources:
+r"""Sharpness-aware minimization: SAM, USAM, ASAM and Stable SAM. Sources:
 proofs/sources.md#sam-usam-and-asam and proofs/sources.md#stablesam.
 
 SAM (Foret et al. 2021) and ASAM (Kwon et al. 2021, in davda54/sam's form), per step on
@@ -16,6 +16,11 @@ Renormalization Strategy") rescales the descent gradient before the base step::
 
     g_ssam = g_adv * (||g|| / (||g_adv|| + eps))
     with ascent="adaptive" (the official code): || |w| * g || / (|| |w + e| * g_adv || + eps)
+
+In mathematical notation (normalized ascent; USAM drops the division, ASAM multiplies
+by $w^2$ and takes the norm of $|w| \odot g$):
+
+$$e_t = \rho \frac{g}{\lVert g \rVert + \epsilon}, \qquad g_{\mathrm{adv}} = \nabla L_t(w + e_t), \qquad g_{\mathrm{SSAM}} = g_{\mathrm{adv}} \frac{\lVert g \rVert}{\lVert g_{\mathrm{adv}} \rVert + \epsilon}$$
 
 Norms are global L2 norms over all parameters, summed in index order. Weight decay
 belongs to the base optimizer: it is added at ``w`` after the rescale and is not rescaled.
@@ -115,6 +120,7 @@ class SAM:
         _validate.choice("ascent", self.ascent, ASCENTS)
 
     def init(self, w) -> SAMState:
+        """The base optimizer's initial state, wrapped (SAM keeps no state of its own)."""
         return SAMState(self.base.init(w))
 
     def check_state(self, state, w, path: str = "state") -> None:
@@ -124,6 +130,7 @@ class SAM:
         self.base.check_state(state.inner, w, f"{path}.inner")
 
     def reset(self, state: SAMState) -> SAMState:
+        """The base optimizer's reset, wrapped."""
         return SAMState(self.base.reset(state.inner))
 
     def step(self, w, state: SAMState, grad_fn, *, epoch_end: bool = False):

@@ -1,4 +1,4 @@
-"""Stochastic gradient descent with momentum, Nesterov and weight decay.
+r"""Stochastic gradient descent with momentum, Nesterov and weight decay.
 
 Source: the update of ``torch.optim.SGD`` (Sutskever et al. 2013 for Nesterov in this
 form), with two other conventions users meet offered as named options. Sources and the
@@ -22,6 +22,15 @@ convention ``weight_decay`` is the coupled L2 term above (Keras 3's own
 ``weight_decay`` argument is decoupled and is not modelled).
 
 With ``momentum == 0`` all three conventions are ``w <- w - lr * g``.
+
+In mathematical notation (PyTorch convention, step $t \ge 1$, $\lambda$ the weight
+decay, $\mu$ the momentum, $\tau$ the dampening, $\eta_t$ the learning rate):
+
+$$g_t = \nabla L_t(w_{t-1}) + \lambda w_{t-1}$$
+
+$$b_t = \mu b_{t-1} + (1 - \tau) g_t \quad (b_1 = g_1)$$
+
+$$w_t = w_{t-1} - \eta_t (g_t + \mu b_t) \quad \text{(nesterov)}, \qquad w_t = w_{t-1} - \eta_t b_t \quad \text{(otherwise)}$$
 """
 
 from __future__ import annotations
@@ -129,10 +138,12 @@ class SGD(BaseOptimizer):
         return SGDState
 
     def init(self, w) -> SGDState:
+        """The state before the first step: a zero momentum buffer, counters at 0."""
         w = _validate.vector("w", w)
         return SGDState(0, 0, np.zeros_like(w))
 
     def reset(self, state: SGDState) -> SGDState:
+        """A zero momentum buffer and ``count = 0`` (the next step is PyTorch's first step again); keeps ``step``, which indexes the lr schedule."""
         return SGDState(state.step, 0, np.zeros_like(state.momentum_buffer))
 
     def update(self, w, state: SGDState, g):

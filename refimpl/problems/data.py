@@ -65,6 +65,7 @@ class Dataset:
 
     @property
     def n(self) -> int:
+        """The number of examples (rows of X)."""
         return self.X.shape[0]
 
 

@@ -541,6 +541,7 @@ class MLPProblem:
 
     @property
     def dim(self) -> int:
+        """The number of parameters (the network's ``n_params``)."""
         return self.mlp.n_params
 
     @property
@@ -550,6 +551,7 @@ class MLPProblem:
 
     @property
     def steps_per_epoch(self) -> int:
+        """Mini-batches per epoch: ``n // batch_size`` (a last partial batch is dropped)."""
         return self.n // self.batch_size
 
     def draw_noise(self, steps: int, seed: int) -> np.ndarray:

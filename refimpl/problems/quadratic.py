@@ -88,6 +88,7 @@ class Quadratic:
 
     @property
     def dim(self) -> int:
+        """The number of parameters d."""
         return self.H.shape[0]
 
     def loss(self, w) -> float:
@@ -179,6 +180,7 @@ class NoisyQuadratic:
 
     @property
     def dim(self) -> int:
+        """The number of parameters d."""
         return self.h.shape[0]
 
     def loss(self, w) -> float:
