@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 import refimpl as r
 from refimpl import golden
 from refimpl.cli import main
-from refimpl.golden import adapter, cases, generate, model
+from refimpl.golden import adapter, catalog, generate, model
 from refimpl.golden.checker import compare, run_case
 from refimpl.golden.fileformat import SCHEMA_PATH, load, load_schema
 
@@ -308,10 +308,10 @@ def test_every_case_has_a_tolerance_far_below_a_convention_difference(shipped):
 # -- the tolerance derivation -------------------------------------------------------------------
 
 def _replay_sgd_spec(dtype="float64"):
-    spec = cases.CaseSpec("sgd/hand-count", "two plain SGD steps on replayed gradients", [],
-                          cases.opt(cases.sgd()), {"kind": "replay"}, [0.75], [0.25, 0.5],
+    spec = catalog.CaseSpec("sgd/hand-count", "two plain SGD steps on replayed gradients", [],
+                          catalog.opt(catalog.sgd()), {"kind": "replay"}, [0.75], [0.25, 0.5],
                           step_data=[{"gradient": [0.5]}, {"gradient": [-1.5]}])
-    return spec if dtype == "float64" else cases.to_float32(spec)
+    return spec if dtype == "float64" else catalog.to_float32(spec)
 
 
 @pytest.mark.parametrize("dtype,u_impl", [("float64", U64), ("float32", U32)])
@@ -336,8 +336,8 @@ def test_propagation_keeps_the_contraction():
     like (1 + lr h)^t = 2.5^t (what element-wise absolute values would give). Local
     roundings of a step: r = w - 0 (u|w|), g = h r (1 rounding + h e_r), w - lr g
     (3u (|w| + lr |g|) + lr e_g): delta = u|w| (2 lr h + 3 + 3 lr h) = 10.5 u |w|."""
-    spec = cases.CaseSpec("sgd/contraction", "1-d GD", [], cases.opt(cases.sgd()),
-                          cases.quadratic([[1.0]], [0.0]), [1.0], [1.5] * 20)
+    spec = catalog.CaseSpec("sgd/contraction", "1-d GD", [], catalog.opt(catalog.sgd()),
+                          catalog.quadratic([[1.0]], [0.0]), [1.0], [1.5] * 20)
     obj = generate._inputs(spec)
     out = model.run(obj, U64)
     w = [1.0] + [o["params"][0] for o in out]
@@ -544,11 +544,11 @@ def test_random_sgd_cases_admit_the_numpy_implementation_and_reject_keras(
     """For any such SGD configuration and schedule, the derived tolerance admits the
     numpy implementation (float32 arithmetic in float32 cases), and Keras momentum fails
     exactly at the first step whose lr differs from the previous one (passes if none)."""
-    spec = cases.CaseSpec("sgd/random", "random", [], cases.opt(cases.sgd(
+    spec = catalog.CaseSpec("sgd/random", "random", [], catalog.opt(catalog.sgd(
         momentum=momentum, nesterov=nesterov, weight_decay=weight_decay, convention=convention)),
-        cases.quadratic(), cases.W0_3, rates)
+        catalog.quadratic(), catalog.W0_3, rates)
     if dtype == "float32":
-        spec = cases.to_float32(spec)
+        spec = catalog.to_float32(spec)
     obj = generate.build_case(spec)
     case = golden.load_data(_file_with([obj]), "random.json").cases[0]
     assert check_one(case, numpy_impl).status == "pass"
@@ -831,7 +831,7 @@ def test_format_md_matches_the_vectors(shipped):
     assert f"of which {n32} are float32" in text
     size = sum(p.stat().st_size for p in golden.VECTORS.glob("*.json")) / 1e6
     assert f"about {size:.2f} MB" in text
-    for flag in cases.NOTES:
+    for flag in catalog.NOTES:
         assert f"`{flag}`" in text, flag
     assert max(c.n_steps for c in shipped.values() if c.diverges_at is None) == 24
     guard_zero = shipped["fame/full-spike-guard-zero"].params

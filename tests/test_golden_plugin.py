@@ -8,6 +8,7 @@ only on PYTHONPATH (no entry point), it is loaded with ``-p`` instead.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -164,3 +165,13 @@ def test_check_writes_json_and_junit_reports(tmp_path, monkeypatch, capsys):
 def test_an_unwritable_report_is_a_usage_error_before_any_case(capsys):
     assert main(["golden", "check", "--json", "/proc/report.json"]) == 2
     assert "--json '/proc/report.json' cannot be written" in capsys.readouterr().err
+
+
+def test_golden_cases_stays_the_function_after_every_golden_module_is_imported():
+    """The regression: a submodule refimpl/golden/cases.py (now catalog.py) replaced the
+    attribute golden.cases by itself as soon as anything imported it."""
+    import pkgutil
+
+    for info in pkgutil.iter_modules(golden.__path__):
+        importlib.import_module(f"refimpl.golden.{info.name}")
+    assert callable(golden.cases) and golden.cases("sgd/gd-quadratic")[0].id == "sgd/gd-quadratic"

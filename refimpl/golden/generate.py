@@ -1,7 +1,7 @@
 """Writing the golden vectors: expected values from refimpl, tolerances from the error
 model, both checked against each other (FORMAT.md section 5).
 
-For each case of :mod:`refimpl.golden.cases`:
+For each case of :mod:`refimpl.golden.catalog`:
 
 1. refimpl runs it through its own adapter and the checker's oracle, exactly as a user's
    implementation will (the plug-in protocol), giving the expected values and, for a
@@ -26,7 +26,7 @@ import numpy as np
 
 import refimpl
 from refimpl.golden import adapter, bounds, model
-from refimpl.golden.cases import FAMILIES, NOTES, CaseSpec, all_cases
+from refimpl.golden.catalog import FAMILIES, NOTES, CaseSpec, all_cases
 from refimpl.golden.checker import run_case
 from refimpl.golden.fileformat import FORMAT_VERSION, SCHEMA_NAME, dumps, parse_case
 from refimpl.render import write_atomic
