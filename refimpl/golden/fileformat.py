@@ -105,10 +105,10 @@ def schema_errors(x, schema: dict, root: dict, path: str = "") -> list[tuple[str
             return [(here, f"must be a finite number, got {x!r}")]
         if schema.get("type") == "integer" and not INT_RANGE[0] <= x <= INT_RANGE[1]:
             return [(here, f"must be an integer in the int64 range [-2^63, 2^63 - 1], got "
-                           f"{_digits(x)}")]
+                           f"{_validate._short(x)}")]
         if isinstance(x, int) and abs(x) > _FLOAT_MAX:
             return [(here, f"must be a number within the float64 range (|x| <= "
-                           f"{_FLOAT_MAX!r}), got {_digits(x)}")]
+                           f"{_FLOAT_MAX!r}), got {_validate._short(x)}")]
         for key, ok, text in (("minimum", lambda a, b: a >= b, ">="),
                               ("maximum", lambda a, b: a <= b, "<="),
                               ("exclusiveMinimum", lambda a, b: a > b, ">"),
@@ -168,11 +168,6 @@ _FLOAT_MAX = float(np.finfo(np.float64).max)
 def _same(x, y) -> bool:
     """JSON equality: ``true`` is not ``1`` and ``1.0`` is not ``1`` (Python says they are)."""
     return type(x) is type(y) and x == y
-
-
-def _digits(n: int) -> str:
-    text = str(n)
-    return text if len(text) <= 24 else f"an integer of {len(text.lstrip('-'))} digits"
 
 
 def _join(path, key):

@@ -107,7 +107,16 @@ class GoldenCaseFailure(Exception):
     """A golden case failed; its report is the failure text."""
 
 
-class GoldenCase(pytest.Item):
+class _ReportItem(pytest.Item):
+    """An item whose failure is shown as the checker's own text, without a traceback."""
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, GoldenCaseFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+
+class GoldenCase(_ReportItem):
     """One golden case run through the adapter."""
 
     def runtest(self):
@@ -119,27 +128,17 @@ class GoldenCase(pytest.Item):
         if result.status == "fail":
             raise GoldenCaseFailure(result.report)
 
-    def repr_failure(self, excinfo, style=None):
-        if isinstance(excinfo.value, GoldenCaseFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
-
     def reportinfo(self):
         return self.case.file, None, f"golden case {self.case.id}"
 
 
-class MalformedFile(pytest.Item):
+class MalformedFile(_ReportItem):
     """A golden file with problems: fails with every problem listed."""
 
     errors: list
 
     def runtest(self):
         raise GoldenCaseFailure("\n".join(f"MALFORMED {e}" for e in self.errors))
-
-    def repr_failure(self, excinfo, style=None):
-        if isinstance(excinfo.value, GoldenCaseFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
         return str(self.parent.golden_path), None, "malformed golden file"
