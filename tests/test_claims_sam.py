@@ -584,6 +584,12 @@ def test_saddle_check_has_teeth_spec_interval_rejected():
     assert np.array_equal(attracted, corrected)
     assert not np.array_equal(attracted, spec_predicate)
     assert np.array_equal(lam * (1 + rho * lam), [1.1, -2.5, 20.0])
+    # the grid's envelope rejects the claim's first heading ("lam < -1/rho ATTRACTS"):
+    # at lam = -30, lr = 0.05, USAM's y grows like 2^T; and it rejects a sign slip in k
+    y = saddle_runs(rho, 0.05, [-30.0])["USAM"][0]
+    assert y > 1.0 and abs(y / 2.0**SADDLE_T - 1) < 1e-12
+    slip = abs(1 - 0.05 * -30.0 * (1 - rho * -30.0))       # k = lam (1 - rho lam): 7
+    assert not (slip - 1e-9) ** SADDLE_T <= y <= (slip + 1e-9) ** SADDLE_T
 
 
 @pytest.mark.claim("SAM-saddle")
@@ -608,6 +614,89 @@ def test_usam_and_stable_sam_converge_to_a_saddle_gd_escapes():
     assert abs(runs["weak", "usam"][1]) >= 1.125**T * 0.9999
     assert abs(runs["weak", "ssam"][1]) >= (1 + 0.125 / 1.1) ** T * 0.9999
     assert abs(runs["weak", "gd"][1]) >= 1.25**T * 0.9999
+
+
+#: the SAM-saddle grid, fixed before any number was computed: every (rho, lr), and
+#: negative curvatures from -60 to -0.25 (plus the review's -30), on f = 1/2 (x^2 + lam y^2)
+SADDLE_RHOS = (0.05, 0.1, 0.5)
+SADDLE_LRS = (0.01, 0.05, 0.1, 0.3)
+SADDLE_LAMS = np.unique(np.concatenate([np.linspace(-60.0, -0.25, 80), [-30.0]]))
+SADDLE_T = 20
+
+
+def saddle_envelopes(rho, lr, lam):
+    """The SAM-saddle statement for the direction of curvature lam of
+    f = 1/2 (x^2 + lam y^2), as per-step factors (lo, hi) with lo |y| <= |y'| <= hi |y|
+    in exact arithmetic, for USAM, StableSAM and GD.
+    USAM: y' = m y, m = 1 - lr k, k = lam (1 + rho lam): lo = hi = |m|.
+    StableSAM: y' = (1 - lr s k) y with s = ||g|| / ||g_adv|| in [1 / max|c|, 1 / min|c|],
+    c = 1 + rho lam_j over both directions: lo and hi are the extremes of |1 - lr s k| over
+    that interval (|1 - lr s k| is convex in s; lo = 0 if the interval crosses 1 / (lr k)).
+    GD: y' = (1 - lr lam) y."""
+    k = lam * (1 + rho * lam)
+    m = abs(1 - lr * k)
+    c = np.abs([1 + rho, 1 + rho * lam])
+    s_lo, s_hi = 1 / c.max(), 1 / c.min()
+    ends = sorted((abs(1 - lr * s_lo * k), abs(1 - lr * s_hi * k)))
+    crosses = k > 0 and s_lo <= 1 / (lr * k) <= s_hi
+    ssam = (0.0 if crosses else ends[0], ends[1])
+    gd = abs(1 - lr * lam)
+    return (m, m), ssam, (gd, gd), s_hi * abs(k)
+
+def saddle_runs(rho, lr, lams):
+    """|y_T| / |y_0| for USAM and StableSAM (one 2-D run per lam: StableSAM couples the
+    directions through s) and GD, from w_0 = (1, 1), T = SADDLE_T steps, eps = 0."""
+    out = {"USAM": [], "StableSAM": [], "GD": []}
+    for lam in lams:
+        q = Quadratic(np.diag([1.0, lam]))
+        for name, opt in (("USAM", SAM(SGD(lr=lr), rho=rho, ascent="unnormalized", eps=0.0)),
+                          ("StableSAM", StableSAM(SGD(lr=lr), rho=rho, eps=0.0)),
+                          ("GD", SGD(lr=lr))):
+            out[name].append(abs(train(q, opt, w0=np.ones(2), steps=SADDLE_T).w[1]))
+    return {name: np.array(v) for name, v in out.items()}
+
+
+@pytest.mark.claim("SAM-saddle")
+def test_saddle_attraction_and_divergence_on_a_grid():
+    """[SAM-saddle] On the whole grid (3 rho x 4 lr x 81 lam), after T = 20 steps from
+    w_0 = (1, 1), |y_T| lies in the envelope [(lo - a)^T, (hi + a)^T] of the statement's
+    per-step factors (saddle_envelopes) for USAM, StableSAM and GD. Rounding: one USAM or
+    GD step rounds at most 6 times, each by <= u M |y| with M = 1 + lr |lam| (1 + rho
+    |lam|) bounding every intermediate, so a = 8 eps M; StableSAM's two norms and the
+    rescale add a few eps relative to s (proofs/sam.md, SSAM-norm): a = 32 eps (1 + lr
+    s_max |k|). A direction CONVERGES where hi + a < 1 and DIVERGES where lo - a > 1;
+    USAM and GD are decided in every cell (no |m| within 1e-6 of 1 on the grid).
+    So a strong negative curvature lam < -1/rho attracts USAM only where
+    lr lam (1 + rho lam) < 2 (lam = -30, rho = 0.1, lr = 0.05 has m = -2 and diverges),
+    and the grid contains both outcomes; GD diverges in every cell."""
+    counts = {"usam strong, converges": 0, "usam strong, diverges": 0,
+              "ssam converges": 0, "ssam diverges": 0, "ssam undecided": 0}
+    for rho in SADDLE_RHOS:
+        lams = SADDLE_LAMS[np.abs(SADDLE_LAMS * rho + 1) > 1e-9]  # c = 0: s undefined
+        for lr in SADDLE_LRS:
+            runs = saddle_runs(rho, lr, lams)
+            for i, lam in enumerate(lams):
+                usam, ssam, gd, lr_s_k = saddle_envelopes(rho, lr, lam)
+                big_m = 1 + lr * abs(lam) * (1 + rho * abs(lam))
+                for name, (lo, hi), a in (("USAM", usam, 8 * EPS * big_m),
+                                          ("StableSAM", ssam, 32 * EPS * (1 + lr * lr_s_k)),
+                                          ("GD", gd, 8 * EPS * (1 + lr * abs(lam)))):
+                    y = runs[name][i]
+                    assert max(lo - a, 0.0) ** SADDLE_T <= y <= (hi + a) ** SADDLE_T, \
+                        (name, rho, lr, lam, lo, hi, y)
+                    if name != "StableSAM":
+                        assert hi + a < 1 or lo - a > 1, (name, rho, lr, lam)
+                    elif hi + a < 1:
+                        counts["ssam converges"] += 1
+                    elif lo - a > 1:
+                        counts["ssam diverges"] += 1
+                    else:
+                        counts["ssam undecided"] += 1
+                assert gd[0] > 1
+                if lam < -1 / rho:
+                    counts["usam strong, " + ("converges" if usam[1] < 1 else "diverges")] += 1
+    print("\nSAM-saddle grid:", counts)
+    assert counts["usam strong, converges"] > 0 and counts["usam strong, diverges"] > 0
 
 
 # ------------------------------------------------------------------------ SAM-bounce
