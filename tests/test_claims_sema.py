@@ -726,3 +726,9 @@ def test_theorem_2_check_teeth(variant):
     check_theorem_2(lr, h, rho, K, w0, (rec.params, rec.averages))
     with pytest.raises(AssertionError):
         check_theorem_2(lr, h, rho, K, w0, sema_noise_free(lr, h, rho, K, w0, 120, variant))
+    if variant == "never":  # also a real jitted run whose switch never fires in 120 steps
+        late = r.train(r.Quadratic(np.diag(h)),
+                       r.SwitchEMA(r.SGD(lr=lr), decay=rho, switch_unit="step", switch_every=121),
+                       w0=np.full(2, w0), steps=120, record_params=True)
+        with pytest.raises(AssertionError):
+            check_theorem_2(lr, h, rho, K, w0, (late.params, late.averages))
