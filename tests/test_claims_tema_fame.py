@@ -114,6 +114,82 @@ def test_transfer_function_check_has_teeth(x, b):
     assert not np.all(np.abs((x - mixed) - r3) <= tol)
 
 
+def one_minus_filter_exact(x, b, order):
+    """y = (1 - E)^order x for the zero-started EMA E of decay b, EXACTLY (Fractions),
+    from a difference equation instead of from any EMA: E(z) = (1 - b) / (1 - b z^-1),
+    so 1 - E(z) = b (1 - z^-1) / (1 - b z^-1), and y solves
+    (1 - b z^-1)^order y = b^order (1 - z^-1)^order x with zero initial conditions
+    (x_t = y_t = 0 for t < 0): for order 3,
+    y_t = 3 b y_(t-1) - 3 b^2 y_(t-2) + b^3 y_(t-3) + b^3 (x_t - 3 x_(t-1) + 3 x_(t-2) - x_(t-3))."""
+    b = F(b)
+    binom = [math.comb(order, j) * (-1) ** j for j in range(order + 1)]  # (1 - z^-1)^order
+    xs = [F(v) for v in x]
+    ys: list = []
+    for t in range(len(xs)):
+        acc = sum(binom[j] * xs[t - j] for j in range(order + 1) if t - j >= 0) * b**order
+        acc -= sum(binom[j] * b**j * ys[t - j] for j in range(1, order + 1) if t - j >= 0)
+        ys.append(acc)
+    return ys
+
+
+def cube_law_holds(x, b, tema_out, dema_out):
+    """x - TEMA(x) = (1 - E)^3 x and x - DEMA(x) = (1 - E)^2 x against the exact
+    difference equations, within the float filters' rounding allowance 80 eps max|x| /
+    (1 - b) + 64 x 2^-1074 (each of the chain's EMAs errs by <= 3 u M_i / (1 - b) plus
+    the error it inherits, the combination adds a few u max|x|; module docstring)."""
+    M = float(np.max(np.abs(x)))
+    tol = 80 * EPS * M / (1 - b) + 64 * DENORM
+    r3, r2 = one_minus_filter_exact(x, b, 3), one_minus_filter_exact(x, b, 2)
+    return (all(abs(F(float(xi - ti)) - yi) <= tol for xi, ti, yi in zip(x, tema_out, r3))
+            and all(abs(F(float(xi - di)) - yi) <= tol for xi, di, yi in zip(x, dema_out, r2)))
+
+
+@pytest.mark.claim("TEMA-poly")
+@given(x=vectors(d_min=1, d_max=30, lo=-100.0, hi=100.0), b=st.floats(0.0, 0.99))
+@example(x=np.array([1.0, 0.0, 0.0, 0.0, 0.0]), b=0.5)
+def test_one_minus_tema_is_the_cube_against_an_independent_expression(x, b):
+    """[TEMA-poly, transfer function] The cube identity checked against an expression that
+    uses no EMA at all: the exact solution of the third-order (second-order for DEMA)
+    difference equation of (1 - E)^3 (one_minus_filter_exact). The operator identity
+    above compares filters.tema with filters.ema, and would hold for ANY linear filter
+    in place of E; this one pins E to the EMA of decay b."""
+    assert cube_law_holds(x, b, filters.tema(x, b), filters.dema(x, b))
+
+
+def _swapped_ema(x, b):
+    """A wrong EMA with the weights swapped: m <- (1 - b) m + b x (zero start)."""
+    out, m = np.empty_like(x), 0.0
+    for t, v in enumerate(x):
+        m = (1 - b) * m + b * v
+        out[t] = m
+    return out
+
+
+@pytest.mark.claim("TEMA-poly")
+def test_independent_cube_check_has_teeth():
+    """Teeth: a TEMA and DEMA built from an EMA with swapped weights (b = 0.8) satisfy the
+    operator identity built from that same wrong EMA (the old check cannot see the
+    mistake), but the independent difference-equation check rejects them; it also
+    rejects the perturbed coefficient 3 m1 - 3 m2 + 0.99 m3 and FAME's mixed decays."""
+    x = np.array([3.0, -1.0, 4.0, 1.0, -5.0, 9.0, 2.0, -6.0, 5.0, 3.0])
+    b = 0.8
+    assert cube_law_holds(x, b, filters.tema(x, b), filters.dema(x, b))
+    e1 = _swapped_ema(x, b)
+    e2 = _swapped_ema(e1, b)
+    e3 = _swapped_ema(e2, b)
+    wrong_tema, wrong_dema = 3 * e1 - 3 * e2 + e3, 2 * e1 - e2
+    r1 = x - _swapped_ema(x, b)
+    r2 = r1 - _swapped_ema(r1, b)
+    r3 = r2 - _swapped_ema(r2, b)
+    tol = 80 * EPS * 9.0 / (1 - b)
+    assert np.all(np.abs((x - wrong_tema) - r3) <= tol)      # the self-consistent check passes
+    assert np.all(np.abs((x - wrong_dema) - r2) <= tol)
+    assert not cube_law_holds(x, b, wrong_tema, wrong_dema)   # the independent one does not
+    m1, m2, m3 = chain(x, b, b, b)
+    assert not cube_law_holds(x, b, 3 * m1 - 3 * m2 + 0.99 * m3, filters.dema(x, b))
+    assert not cube_law_holds(x, b, filters.tema(x, b, b / 2, b / 2), filters.dema(x, b))
+
+
 def measured_moments(kind, b, T, jmax):
     """sum_k k^j h_k for j <= jmax of the float filter's impulse response, with the
     allowance (rounding + truncation) for each."""
@@ -263,6 +339,54 @@ def test_fame_lags_less_than_adam_iff_L4_below_2_L3(b1, b3, b4):
     margin = filters.lag(b4) - 2 * filters.lag(b3)
     assume(abs(margin) > 1e-9)
     assert (lag_fame < lag_adam) == (margin < 0)
+
+
+def tracks_better(b1, b3, b4):
+    """TEMA-lag's tracking condition: FAME's TEMA has a smaller steady-state |error| on a
+    ramp than Adam's EMA iff |L1 - 2 L3 + L4| < L1, i.e. 0 < 2 L3 - L4 < 2 L1."""
+    L1, L3, L4 = filters.lag(b1), filters.lag(b3), filters.lag(b4)
+    return 0 < 2 * L3 - L4 < 2 * L1
+
+
+@pytest.mark.claim("TEMA-lag")
+@settings(max_examples=30)
+@given(b1=decays, b3=decays, b4=decays)
+@example(b1=0.5, b3=0.9, b4=0.0)    # lags less (-17 < 1) but tracks worse (17 > 1)
+def test_fame_tracks_a_ramp_better_than_adam_iff_0_lt_2L3_minus_L4_lt_2L1(b1, b3, b4):
+    """[TEMA-lag, tracking] On the ramp x_t = t (T = 1500, allowance 64 eps T as above),
+    through filters.tema and filters.ema (FAME's and Adam's moment chains equal them bit
+    for bit: test_fame_lags_less_than_adam_iff_L4_below_2_L3 and the teeth test below):
+    the TEMA's steady-state error |T - TEMA_T| is below the EMA's |T - m_T| iff
+    0 < 2 L3 - L4 < 2 L1 (decided where both margins exceed 1e-9). "Lags less"
+    (L4 < 2 L3) is not enough: a negative lag is a lead, an error too."""
+    T = 1500
+    x = np.arange(1, T + 1, dtype=np.float64)
+    err_fame = abs(T - filters.tema(x, b1, b3, b4)[-1])
+    err_adam = abs(T - filters.ema(x, b1)[-1])
+    L1, L3, L4 = filters.lag(b1), filters.lag(b3), filters.lag(b4)
+    assert abs(err_fame - abs(L1 - 2 * L3 + L4)) <= 64 * EPS * T
+    assume(min(abs(2 * L3 - L4), abs(2 * L3 - L4 - 2 * L1)) > 1e-9)
+    assert (err_fame < err_adam) == tracks_better(b1, b3, b4)
+
+
+@pytest.mark.claim("TEMA-lag")
+def test_tracking_check_has_teeth():
+    """Teeth: at (b1, b3, b4) = (0.5, 0.9, 0) (L = 1, 9, 0) FAME's TEMA LEADS a ramp by
+    17 steps: its lag -17 is less than Adam's 1, so the "lags less" predicate says it is
+    better, but its error 17 is 17 times Adam's. The tracking condition (2 L3 - L4 = 18
+    is not below 2 L1 = 2) says worse, as measured. At the code defaults (0.9, 0.5, 0.5)
+    both predicates agree (8 < 9: better)."""
+    T = 1500
+    x = np.arange(1, T + 1, dtype=np.float64)
+    lag_fame = T - fame_moments(0.5, 0.9, 0.0, x)[-1]
+    lag_adam = T - adam_first_moment(0.5, x)[-1]
+    assert abs(lag_fame - (-17.0)) <= 64 * EPS * T and abs(lag_adam - 1.0) <= 64 * EPS * T
+    lags_less = filters.lag(0.0) < 2 * filters.lag(0.9)
+    assert lags_less and lag_fame < lag_adam                  # "lags less": true
+    assert abs(lag_fame) > abs(lag_adam)                      # ... yet tracks worse
+    assert not tracks_better(0.5, 0.9, 0.0)
+    assert tracks_better(0.9, 0.5, 0.5)
+    assert abs(T - fame_moments(0.9, 0.5, 0.5, x)[-1]) < abs(T - adam_first_moment(0.9, x)[-1])
 
 
 @pytest.mark.claim("TEMA-lag")

@@ -266,6 +266,26 @@ tut.number("largest |measured - closed-form lag| over all filters and decays",
            max(np.abs(lag_meas[k] - lag_form[k]).max() for k in lag_meas), "steps", fmt=".2e")
 
 # %% [markdown]
+# **Less lag is not better tracking.** The lag is signed: a negative lag is a *lead*, the
+# filter over-extrapolates the ramp, and that is an error too. FAME's TEMA follows a ramp
+# more closely than Adam's EMA (smaller $|\text{steady-state error}|$) iff
+# $|L_1 - 2 L_3 + L_4| < L_1$, that is
+#
+# $$
+# 0 < 2 L(b_3) - L(b_4) < 2 L(b_1) ,
+# $$
+#
+# while "lags less" only needs the left inequality. With $(b_1, b_3, b_4) = (0.5, 0.9, 0)$
+# ($L = 1, 9, 0$) the TEMA lags $1 - 18 + 0 = -17$ steps: less than the EMA's 1, yet 17
+# times further from the ramp (claim **TEMA-lag**).
+
+# %%
+lead = ramp[-1] - filters.tema(ramp, 0.5, 0.9, 0.0)[-1]
+ema_lag_05 = ramp[-1] - filters.ema(ramp, 0.5)[-1]
+tut.number("TEMA (0.5, 0.9, 0) ramp lag (measured; negative = lead)", lead, "steps", fmt=".10g")
+tut.number("EMA 0.5 ramp lag (measured)", ema_lag_05, "steps", fmt=".10g")
+
+# %% [markdown]
 # For the noise gain we need many independent outputs. FAME's state holds the chain
 # $(m_1, m_2, m_3)$ for every coordinate, so `FAME(lr=0)` fed a vector of $R$ independent
 # standard-normal "gradients" per step is a bank of $R$ TEMA chains built from the very
@@ -711,6 +731,9 @@ tut.check(bool(abs(tema_cubic_err - tema_cubic_closed) <= tema_cubic_allowed
                and tema_cubic_closed > 1e6 * tema_cubic_allowed),
           "TEMA-poly: TEMA on a cubic a3 t^3 leaves 6 L^3 a3, a million allowances from 0")
 tut.check(lag_ok, "TEMA-lag: ramp lags equal filters.lag / filters.tema_lag at every decay")
+tut.check(bool(abs(lead + 17) < 1e-9 and abs(ema_lag_05 - 1) < 1e-9 and abs(lead) > abs(ema_lag_05)),
+          "TEMA-lag: (0.5, 0.9, 0) lags -17 < 1 (less than the EMA) yet tracks 17x worse: "
+          "better tracking needs 0 < 2 L3 - L4 < 2 L1")
 tut.check(bool(trade["FAME 0.9/0.3/0.7"][0] > filters.lag(0.9) > trade["FAME 0.9/0.5/0.5"][0]),
           "TEMA-lag: the paper's configs lag more than Adam's EMA (9 steps), the defaults less")
 
