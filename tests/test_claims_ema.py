@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 import refimpl as r
 from refimpl import theory
 from refimpl.scaling import scale_optimizer
-from tests.test_theory import mc_failures, mc_samples
+from tests.nqm_exact import Exact1D
+from tests.test_theory import closed_form_ema_var, mc_failures, mc_samples
 
 from conftest import finite_floats, vectors
 
@@ -286,6 +287,30 @@ def test_first_order_coefficient_is_kappa_independent():
         assert max(c) - min(c) <= x * min(c), (key, c)
     c_w = [table[k][x]["w_mean"] / ((k - 1) * x / k) for k in KAPPAS]
     assert all(abs(ci / (1 / (2 * np.e)) - 1) <= x for ci in c_w), c_w
+    # the EMA's mean: C = max over t in [0, 4] and both curvatures of |C(t)| (derived in
+    # proofs/ema.md) = 0.33852 at h = 1, t = 1.160 (the h = 0.3 coordinate peaks at 0.132)
+    t = np.linspace(0.0, T_HORIZON, 400001)
+    c_ema = max(np.max(np.abs(ema_mean_first_order(t, h))) for h in H)
+    assert round(c_ema, 5) == 0.33852
+    c_avg = [table[k][x]["avg_mean"] / ((k - 1) * x / k) for k in KAPPAS]
+    assert all(abs(ci / c_ema - 1) <= x for ci in c_avg), (c_avg, c_ema)
+
+
+def ema_mean_first_order(t, h, alpha=ALPHA):
+    """The first-order coefficient of the EMA mean's matched-time gap, derived in
+    proofs/ema.md: gap(t) = (kappa - 1) lr C(t) + O(lr^2) with
+    C(t) = (alpha h / (alpha - h)) ((alpha - 2 h) (e^(-h t) - e^(-alpha t)) / (2 (alpha - h))
+    + h t e^(-h t) / 2)   (w0 - w* = 1, start copy, rho = 1 - alpha lr)."""
+    eh, ea = np.exp(-h * t), np.exp(-alpha * t)
+    return alpha * h / (alpha - h) * ((alpha - 2 * h) * (eh - ea) / (2 * (alpha - h)) + h * t * eh / 2)
+
+
+def ema_mean_exact(n, lr, h, rho):
+    """The EMA's exact mean after n steps of gradient descent (w0 - w* = 1, start copy):
+    w_n = a^n with a = 1 - lr h, and z_n = rho z_(n-1) + (1 - rho) a^n, z_0 = 1, sums to
+    z_n = rho^n + (1 - rho) a (a^n - rho^n) / (a - rho)   (a != rho)."""
+    a = 1 - lr * h
+    return rho ** n + (1 - rho) * a * (a ** n - rho ** n) / (a - rho)
 
 
 def sde_ema_mean(t, beta, h):
@@ -354,16 +379,22 @@ def test_rule_breaks_down_at_the_stability_limit():
     base = r.EMA(r.SGD(lr=lr), decay=rho)
     s1 = theory.stationary(r.NoisyQuadratic(H, batch_size=B), base)
     print("\nEMA-scale near the stability limit (stationary variance, scaled / base):")
-    previous = 1.0
+    ratios = []
     for kappa in (10, 15, 19):
         s2 = theory.stationary(r.NoisyQuadratic(H, batch_size=kappa * B), scale_optimizer(base, kappa))
         ratio_w = s2.var_w[0] / s1.var_w[0]
         np.testing.assert_allclose(ratio_w, (2 - lr * H) / (2 - kappa * lr * H), rtol=1e-12)
         ratio_avg = s2.var_avg[0, 0] / s1.var_avg[0, 0]
-        print(f"kappa {kappa}: w {ratio_w.round(4)}  ema {ratio_avg:.4f}")
-        assert ratio_avg > previous
-        previous = ratio_avg
-    assert previous > 5.0  # at kappa lr h_max = 1.9 the EMA's variance is > 5x off
+        # closed form (test_theory.closed_form_ema_var): Var of the EMA of SGD, h = c = 1
+        closed = (closed_form_ema_var(kappa * lr, 1.0, 1.0 / (kappa * B), rho ** kappa)[2]
+                  / closed_form_ema_var(lr, 1.0, 1.0 / B, rho)[2])
+        np.testing.assert_allclose(ratio_avg, closed, rtol=1e-12)
+        keep = theory.stationary(r.NoisyQuadratic(H, batch_size=kappa * B),
+                                 r.EMA(r.SGD(lr=kappa * lr), decay=rho))   # teeth: keep rho
+        assert abs(keep.var_avg[0, 0] / s1.var_avg[0, 0] / closed - 1) > 0.1
+        print(f"kappa {kappa}: w {ratio_w.round(4)}  ema {ratio_avg:.4f} (closed form {closed:.4f})")
+        ratios.append(ratio_avg)
+    assert [round(v, 3 - len(str(int(v)))) for v in ratios] == [2.09, 4.80, 26.2]
     unstable = scale_optimizer(base, 21)
     problem = r.NoisyQuadratic(H, batch_size=21 * B)
     assert theory.spectral_radius(problem, unstable) > 1.0
@@ -377,9 +408,10 @@ def test_rule_breaks_down_at_the_stability_limit():
 def test_scaled_runs_monte_carlo_spot_check():
     """Through refimpl.train: 2000 seeded runs of the base run (B = 4, lr 0.05, rho =
     1 - 1.5 lr, 24 steps) and of its kappa = 4 scaled run (B = 16, 6 steps) each match
-    their exact moments (mc_failures, family-wise level 1e-6) at matched times, and the
-    exact moments of the two runs agree there to the first-order gap (< 3 (kappa-1) lr
-    relative)."""
+    their exact moments (mc_failures, family-wise level 1e-6) at matched times; the exact
+    moments of both runs (hence their gaps) equal the independent 40-digit recursion
+    (tests/nqm_exact.py) to 1e-12 relative, and the EMA's mean equals its closed form
+    ema_mean_exact; the keep-rho run's EMA mean is off that closed form by > 0.01."""
     kappa, lr = 4, 0.05
     base = base_run(lr)
     scaled = scale_optimizer(base, kappa)
@@ -393,5 +425,20 @@ def test_scaled_runs_monte_carlo_spot_check():
     assert mc_failures(a1, m1.mean_avg, m1.var_avg, rows1) == []
     assert mc_failures(w2, m2.mean_w, m2.var_w, rows2) == []
     assert mc_failures(a2, m2.mean_avg, m2.var_avg, rows2) == []
-    g = gaps(m1, m2, kappa)
-    assert g["avg_mean"] < 3 * (kappa - 1) * lr and g["avg_var"] < 3 * (kappa - 1) * lr
+    # the exact moments of both runs, hence their gaps, against the independent recursion
+    # (tests/nqm_exact.py, 40 digits; 24 contracting steps: 1e-12 relative) and the EMA's
+    # mean against its closed form ema_mean_exact; the keep-rho run is rejected by both
+    for i, h in enumerate(H):
+        e1 = Exact1D(h=h, c=h, batch_size=B, lr=lr, rho=base.decay).moments(W0[i], 24)
+        e2 = Exact1D(h=h, c=h, batch_size=kappa * B, lr=kappa * lr,
+                     rho=base.decay ** kappa).moments(W0[i], 6)
+        for m, e in ((m1, e1), (m2, e2)):
+            for key in ("mean_avg", "var_avg", "mean_w", "var_w"):
+                got, want = getattr(m, key)[:, i], e[key]
+                assert np.max(np.abs(got - want)) <= 1e-12 * np.max(np.abs(want)), key
+        n1, n2 = np.arange(25), np.arange(7)
+        np.testing.assert_allclose(m1.mean_avg[:, i], ema_mean_exact(n1, lr, h, base.decay),
+                                   rtol=1e-12)
+        np.testing.assert_allclose(m2.mean_avg[:, i],
+                                   ema_mean_exact(n2, kappa * lr, h, base.decay ** kappa), rtol=1e-12)
+        assert np.max(np.abs(ema_mean_exact(n2, kappa * lr, h, base.decay) - m2.mean_avg[:, i])) > 0.01

@@ -400,6 +400,96 @@ def test_monte_carlo_has_teeth():
     assert len(mc_failures(avgs, wrong.mean_avg, wrong.var_avg, MC_ROWS)) >= 5
 
 
+# ---------------------------------------------------------------------------------------
+# (b') the noise term exactly: variances from the simulator's impulse responses
+
+IMPULSE_PROBLEM = r.NoisyQuadratic(np.array([2.0, 0.5, 1.0]), c=np.array([1.0, 3.0, 0.5]),
+                                   batch_size=3)     # w* = 0
+IMPULSE_STEPS, IMPULSE_SPE = 24, 4
+
+
+def impulse_moments(opt, problem=IMPULSE_PROBLEM, steps=IMPULSE_STEPS, spe=IMPULSE_SPE):
+    """Var w, Var avg and Cov(w, avg) after steps 0..steps, from the step API alone.
+
+    With w* = 0 and w0 = 0 every supported optimizer is LINEAR in the noise draws z_k
+    (the mean path is identically 0), so w_n = sum_k r_k(n) z_k where r_k(n) is the
+    state at step n of the run whose only nonzero draw is z_k = 1 (all coordinates; they
+    do not interact). The z_k are independent standard normals, so Var w_n = sum_k r_k(n)^2
+    exactly, and likewise for the average and the cross term. One run per k."""
+    d = problem.dim
+    zero = np.zeros(d)
+    var_w, var_a, cov = (np.zeros((steps + 1, d)) for _ in range(3))
+    averaging = isinstance(opt, r.EMA)
+    for k in range(steps):
+        w, s = zero, opt.init(zero)
+        for t in range(steps):
+            z = np.ones(d) if t == k else zero
+            w, s, _ = opt.step(w, s, problem.grad_fn(z), epoch_end=(t + 1) % spe == 0)
+            a = opt.average(s) if averaging else zero
+            var_w[t + 1] += w * w
+            var_a[t + 1] += a * a
+            cov[t + 1] += w * a
+    return var_w, var_a, cov
+
+
+IMPULSE_CASES = {name: NAMED[name] for name in (
+    "pytorch-damp-wd", "pytorch-nesterov-schedule", "optax-maximize", "keras-nesterov-callable",
+    "usam", "ema-zeros-every3-timm", "ema-openmixup-exp", "sema-epoch-reset-usam",
+    "sema-step-zeros-linear")}
+
+
+@pytest.mark.claim("EMA-lyapunov")
+@pytest.mark.parametrize("name", list(IMPULSE_CASES))
+def test_noise_term_equals_the_simulators_impulse_responses(name):
+    """The covariance recursion S' = A S A^T + sigma^2 b b^T against the simulator,
+    without sampling: theory's Var w, Var avg and Cov(w, avg) equal the sums of squared
+    impulse responses of the step API (impulse_moments) to 1e-11 relative to the largest
+    variance. Allowance: each response is the mean recursion of a noiseless run, which
+    agrees with theory's propagation within rounding_bound (< 1e-12 relative over 30
+    steps, test_rounding_bound_is_not_vacuous); a square doubles the relative error and
+    the sum of 24 positive terms adds 24 u. The Monte Carlo test above accepts variance
+    errors from about -16 % to +18 % (the chi-square band at R = 2000, level 1e-6 / (2 m),
+    m = 10); this one
+    pins the noise term to rounding."""
+    opt = IMPULSE_CASES[name]
+    var_w, var_a, cov = impulse_moments(opt)
+    m = theory.moments(IMPULSE_PROBLEM, opt, w0=np.zeros(3), steps=IMPULSE_STEPS,
+                       steps_per_epoch=IMPULSE_SPE)
+    assert not np.any(m.mean_w)
+    for got, want in ((m.var_w, var_w), (m.var_avg, var_a), (m.cov_w_avg, cov)):
+        if got is None:
+            continue
+        scale = np.max(np.abs(want))
+        assert scale > 0
+        assert np.max(np.abs(got - want)) <= 1e-11 * scale, np.max(np.abs(got - want)) / scale
+
+
+@pytest.mark.claim("EMA-lyapunov")
+def test_noise_term_check_has_teeth(monkeypatch):
+    """A noise column 5 % too large (variance 10 % too large, inside the Monte Carlo
+    band) and USAM's noise without its factor (1 + rho h) are both rejected by the
+    impulse-response check, by more than 1e6 times its allowance."""
+    opt = IMPULSE_CASES["sema-epoch-reset-usam"]
+    var_w, _, _ = impulse_moments(opt)
+    scale = np.max(np.abs(var_w))
+    real_steps = theory._steps
+
+    def louder(*args, **kwargs):
+        for A, b, factor in real_steps(*args, **kwargs):
+            yield A, 1.05 * b, factor
+
+    monkeypatch.setattr(theory, "_steps", louder)
+    m = theory.moments(IMPULSE_PROBLEM, opt, w0=np.zeros(3), steps=IMPULSE_STEPS,
+                       steps_per_epoch=IMPULSE_SPE)
+    assert np.max(np.abs(m.var_w - var_w)) > 1e6 * 1e-11 * scale
+    monkeypatch.undo()
+    usam = IMPULSE_CASES["usam"]
+    var_w, _, _ = impulse_moments(usam)
+    no_factor = theory.moments(IMPULSE_PROBLEM, SGD_MOM, w0=np.zeros(3), steps=IMPULSE_STEPS,
+                               steps_per_epoch=IMPULSE_SPE)
+    assert np.max(np.abs(no_factor.var_w - var_w)) > 1e6 * 1e-11 * np.max(var_w)
+
+
 def test_expected_loss_is_the_population_loss_formula():
     """loss_w = sum 1/2 h ((E w - w*)^2 + Var w): the Monte Carlo average of
     NoisyQuadratic.loss at step 24 agrees with it within 6 standard errors of the sample
