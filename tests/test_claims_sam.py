@@ -760,3 +760,125 @@ def test_bounce_check_has_teeth():
     assert cycle("normalized", 1 / 30)
     assert not cycle("normalized", 0.025)
     assert not cycle("unnormalized", 1 / 30)
+
+
+# ------------------------------------------------------------------------ SAM-escape
+
+@pytest.mark.claim("SAM-escape")
+@given(lam=st.floats(-9.5, -0.5), lr=st.floats(0.01, 0.3), rho=st.just(0.1),
+       lam_plus=st.floats(0.5, 5.0))
+@example(lam=-5.0, lr=0.05, rho=0.1, lam_plus=1.0)
+def test_usam_escapes_a_weak_saddle_more_slowly_than_gd_and_stable_sam_catches_up(lam, lr, rho,
+                                                                                  lam_plus):
+    """[SAM-escape] f = 1/2 (lam_plus x^2 + lam y^2), -1/rho < lam < 0 (weak negative
+    curvature), w_0 = (1, 1e-3), 60 steps through refimpl.train, eps = 0.
+    * GD's y grows by exactly 1 + lr |lam| per step and USAM's by 1 + lr |lam| c,
+      c = 1 - rho |lam| in (0, 1): strictly slower. Checked on the closed forms
+      (1 + lr |lam| c)^t y_0 within 8 eps (t + 1) relative (one multiplier per step, a
+      few roundings each).
+    * StableSAM's per-step factor is 1 + lr |lam| c s with s = ||g|| / ||g_adv||, in
+      [1 / max|c_j|, 1 / min|c_j|]; computing s from the recorded iterate (an independent
+      closed form: s^2 = (lp^2 x^2 + lam^2 y^2) / (cp^2 lp^2 x^2 + c^2 lam^2 y^2)) predicts
+      every step's factor to 1e-12 relative, and once y dominates the ascent gradient
+      (x -> 0, y grows) s c -> 1: the last factor is within 1 % of GD's whenever
+      (cp lp x)^2 <= 0.02 (c lam y)^2 at that step (then |s c - 1| <= 0.01)."""
+    T = 60
+    q = Quadratic(np.diag([lam_plus, lam]))
+    w0 = np.array([1.0, 1e-3])
+    c, cp = 1 + rho * lam, 1 + rho * lam_plus
+    runs = {}
+    for name, opt in (("gd", SGD(lr=lr)),
+                      ("usam", SAM(SGD(lr=lr), rho=rho, ascent="unnormalized", eps=0.0)),
+                      ("ssam", StableSAM(SGD(lr=lr), rho=rho, eps=0.0))):
+        runs[name] = train(q, opt, w0=w0, steps=T, record_params=True,
+                           on_divergence="stop").params
+    t = np.arange(T + 1)
+    for name, m in (("gd", 1 + lr * abs(lam)), ("usam", 1 + lr * abs(lam) * c)):
+        y = runs[name][:, 1]
+        assert np.all(np.abs(y / (w0[1] * m ** t) - 1) <= 8 * EPS * (t + 1)), name
+    assert 1 + lr * abs(lam) * c < 1 + lr * abs(lam)
+    x, y = runs["ssam"][:, 0], runs["ssam"][:, 1]
+    s = np.sqrt((lam_plus**2 * x**2 + lam**2 * y**2) / (cp**2 * lam_plus**2 * x**2 + c**2 * lam**2 * y**2))
+    factor = y[1:] / y[:-1]
+    np.testing.assert_allclose(factor, 1 + lr * abs(lam) * c * s[:-1], rtol=1e-12)
+    assert np.all((s >= 1 / max(c, cp) * (1 - 1e-12)) & (s <= 1 / min(c, cp) * (1 + 1e-12)))
+    # s c = sqrt((1 + r) / (1 + r')) with r = lp^2 x^2 / (lam^2 y^2) <= r' = (cp / c)^2 r:
+    # once r' <= 0.02, |s c - 1| <= 0.01 and the factor is within 1 % of GD's
+    if (cp * lam_plus * x[-2]) ** 2 <= 0.02 * (c * lam * y[-2]) ** 2:
+        assert abs(factor[-1] / (1 + lr * abs(lam)) - 1) <= 0.01
+
+
+@pytest.mark.claim("SAM-escape")
+@given(lam=st.floats(-10.0, -0.1), h=st.floats(0.05, 0.999), rho=st.floats(0.01, 1.0),
+       frac=st.floats(-0.999, 0.999))
+@example(lam=-2.0, h=0.4, rho=0.5, frac=0.6)
+def test_normalized_sam_never_leaves_a_one_dimensional_saddle_from_within_rho(lam, h, rho, frac):
+    """[SAM-escape] f = lam w^2 / 2 with lam < 0, normalized SAM (eps = 0), lr |lam| = h < 1,
+    |w_0| = |frac| rho < rho: |w_t| <= max(|w_0|, h rho) at every one of 300 steps
+    (through refimpl.train): the iterates stay trapped near the maximum, where GD and
+    USAM leave it. Allowance 8 eps rho per bound (one step rounds a few times, and the
+    bound is not compounded: the map contracts toward the invariant interval's inside)."""
+    lr = h / abs(lam)
+    w0 = frac * rho
+    q = Quadratic(np.array([[lam]]))
+    w = train(q, SAM(SGD(lr=lr), rho=rho, eps=0.0), w0=np.array([w0]), steps=300,
+              record_params=True).params[:, 0]
+    bound = max(abs(w0), h * rho)
+    assert np.all(np.abs(w) <= bound + 8 * EPS * rho)
+
+
+@pytest.mark.claim("SAM-escape")
+def test_escape_checks_teeth():
+    """Teeth. (i) The trap check rejects USAM (unnormalized, rho = 0.25: c = 0.5,
+    multiplier 1.2) and GD (multiplier 1.4) from the start of the trap test's example
+    (lam = -2, lr 0.2, w_0 = 0.3): both leave |w| <= 0.3. (ii) Normalized SAM with h = 1.5 > 1 escapes from w_0 = rho / 100:
+    the first flip lands at h rho - (1 + h) |w_0| > rho, outside the interval, so the
+    condition h < 1 is needed. (iii) The USAM escape check rejects the factor without c
+    (GD's), and StableSAM's predicted factor with s = 1."""
+    q = Quadratic(np.array([[-2.0]]))
+    for opt in (SAM(SGD(lr=0.2), rho=0.25, ascent="unnormalized", eps=0.0), SGD(lr=0.2)):
+        w = train(q, opt, w0=np.array([0.3]), steps=100, record_params=True).params[:, 0]
+        assert np.max(np.abs(w)) > 0.3 + 8 * EPS
+    q = Quadratic(np.array([[-1.0]]))
+    w = train(q, SAM(SGD(lr=1.5), rho=0.5, eps=0.0), w0=np.array([0.005]), steps=5,
+              record_params=True, on_divergence="stop").params[:, 0]
+    assert abs(w[1]) > 0.5 and abs(w[-1]) > abs(w[1])
+    lam, lr, rho = -5.0, 0.05, 0.1
+    q = Quadratic(np.diag([1.0, lam]))
+    y = train(q, SAM(SGD(lr=lr), rho=rho, ascent="unnormalized", eps=0.0),
+              w0=np.array([1.0, 1e-3]), steps=60, record_params=True).params[:, 1]
+    t = np.arange(61)
+    assert not np.all(np.abs(y / (1e-3 * (1 + lr * abs(lam)) ** t) - 1) <= 8 * EPS * (t + 1))
+    p = train(q, StableSAM(SGD(lr=lr), rho=rho, eps=0.0), w0=np.array([1.0, 1e-3]), steps=60,
+              record_params=True).params
+    c = 1 + rho * lam
+    assert not np.allclose(p[1:, 1] / p[:-1, 1], 1 + lr * abs(lam) * c, rtol=1e-6)
+    # and here StableSAM does catch up with GD: the dominance condition holds at the end
+    assert (1.1 * p[-2, 0]) ** 2 <= 0.02 * (c * lam * p[-2, 1]) ** 2
+    assert abs(p[-1, 1] / p[-2, 1] / (1 + lr * abs(lam)) - 1) <= 0.01
+
+
+@pytest.mark.claim("SAM-escape")
+@given(lam=st.floats(-9.5, -0.5), lr=st.floats(0.01, 0.3), rho=st.just(0.1),
+       sigma2=st.floats(0.01, 4.0))
+def test_noise_driven_escape_from_the_saddle_exact_second_moment(lam, lr, rho, sigma2):
+    """[SAM-escape, noise] From w_0 = w* (on the saddle) of the NQM with h = lam < 0 and
+    noise variance sigma2, the mean stays 0 and the exact variance (refimpl.theory) is
+    Var w_n = lr^2 k^2 sigma2 (m^(2n) - 1) / (m^2 - 1) with m = 1 + lr |lam| k, k = 1 for
+    GD and k = c = 1 - rho |lam| for USAM (its ascent scales the noise by c too): checked
+    to 1e-12 relative over 40 steps; USAM's second moment is strictly below GD's at every
+    step n >= 1, so noise drives it out more slowly."""
+    p = NoisyQuadratic(np.array([lam]), c=np.array([sigma2]), batch_size=1)
+    n = np.arange(41)
+    c = 1 + rho * lam
+    out = {}
+    for name, opt, k in (("gd", SGD(lr=lr), 1.0),
+                         ("usam", SAM(SGD(lr=lr), rho=rho, ascent="unnormalized"), c)):
+        from refimpl import theory
+        mo = theory.moments(p, opt, w0=np.zeros(1), steps=40)
+        m = 1 + lr * abs(lam) * k
+        closed = lr**2 * k**2 * sigma2 * (m ** (2 * n) - 1) / (m**2 - 1)
+        assert not np.any(mo.mean_w)
+        np.testing.assert_allclose(mo.var_w[:, 0], closed, rtol=1e-12)
+        out[name] = mo.var_w[:, 0]
+    assert np.all(out["usam"][1:] < out["gd"][1:])

@@ -42,6 +42,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import refimpl as r
+from refimpl import theory
 from refimpl.problems import data
 from refimpl.tutorial import Tutorial
 
@@ -495,6 +496,85 @@ tut.figure(fig, "saddle_paths", "Left: with weak negative curvature every method
 # into the orange star.
 
 # %% [markdown]
+# ## 5. Escaping a saddle: why SAM gets stuck
+#
+# The Stable SAM paper motivates its rescale by SAM getting "stuck" near saddles. On a
+# quadratic this is exact (claim **SAM-escape**). Take the *weak* negative curvature
+# $\lambda = -5$ of section 4 ($-1/\rho < \lambda < 0$, so $y$ is pushed away from the saddle).
+# Per step GD multiplies $y$ by $1 + \eta |\lambda|$, USAM only by
+# $1 + \eta |\lambda| (1 - \rho |\lambda|)$: with $\rho |\lambda| = 0.5$ it needs about twice as many
+# steps to leave. StableSAM's factor is $1 + \eta |\lambda| c\, s$ with
+# $c = 1 - \rho |\lambda|$ and $s = \|g\| / \|g_{\text{adv}}\|$; once $y$ dominates the gradient,
+# $s \to 1 / c$ and StableSAM escapes at GD's rate.
+#
+# We start next to the saddle, $w_0 = (1, 10^{-3})$, and count the steps until $|y| \ge 1$.
+
+# %%
+LAM_E, T_E = -5.0, 120
+W0_E = np.array([1.0, 1e-3])
+q_e = r.Quadratic(np.diag([1.0, LAM_E]))
+esc = {k: r.train(q_e, saddle_opt(k), w0=W0_E, steps=T_E, record_params=True,
+                  on_divergence="stop").params for k in ("GD", "USAM", "StableSAM")}
+c_e = 1 + RHO_S * LAM_E
+first_out = {k: int(np.argmax(np.abs(esc[k][:, 1]) >= 1.0)) for k in esc}
+for k in esc:
+    tut.number(f"{k}: first step with |y| >= 1", first_out[k])
+factor_gd, factor_usam = 1 + LR_S * abs(LAM_E), 1 + LR_S * abs(LAM_E) * c_e
+tut.number("GD per-step factor 1 + lr |lam|", factor_gd, fmt=".6g")
+tut.number("USAM per-step factor 1 + lr |lam| (1 - rho |lam|)", factor_usam, fmt=".6g")
+ssam_factor = esc["StableSAM"][1:, 1] / esc["StableSAM"][:-1, 1]
+tut.number("StableSAM: first per-step factor (x still dominates the gradient)", ssam_factor[0],
+           fmt=".6g")
+tut.number("StableSAM: factor at the step y reaches 1", ssam_factor[first_out["StableSAM"] - 1],
+           fmt=".6g")
+
+# %% [markdown]
+# Normalized SAM (Foret's) behaves differently again: its ascent step has length $\rho$
+# whatever the gradient, so within distance $\rho$ of a one-dimensional maximum it always
+# jumps to the other side of it, and there the gradient points back. For
+# $f = \lambda w^2 / 2$ with $\eta |\lambda| < 1$ the proof shows
+# $|w_t| \le \max(|w_0|, \eta |\lambda| \rho)$ forever: it never leaves. And with gradient noise,
+# started exactly at the saddle, the exact variance (`refimpl.theory`) grows like
+# $m^{2n}$ with USAM's smaller $m$ and a noise scaled by $c$: noise drives USAM out more
+# slowly too.
+
+# %%
+q_1d = r.Quadratic(np.array([[LAM_E]]))
+LR_1D = 0.1                                          # lr |lam| = 0.5 < 1
+trap = r.train(q_1d, r.SAM(r.SGD(lr=LR_1D), rho=RHO_S, eps=0.0), w0=np.array([0.05]), steps=300,
+               record_params=True).params[:, 0]
+gd_1d = r.train(q_1d, r.SGD(lr=LR_1D), w0=np.array([0.05]), steps=30, record_params=True).params[:, 0]
+tut.number("normalized SAM, 300 steps from w0 = 0.05: max |w_t|", np.max(np.abs(trap)), fmt=".4g")
+tut.number("bound max(|w0|, lr |lam| rho)", max(0.05, LR_1D * abs(LAM_E) * RHO_S), fmt=".4g")
+nqm_saddle = r.NoisyQuadratic(np.array([LAM_E]), c=np.array([1.0]), batch_size=1)
+var_exact = {k: theory.moments(nqm_saddle, saddle_opt(k), w0=np.zeros(1), steps=60).var_w[:, 0]
+             for k in ("GD", "USAM")}
+n_e = np.arange(61)
+var_closed = {k: LR_S**2 * kk**2 * (mm ** (2 * n_e) - 1) / (mm**2 - 1)
+              for k, kk, mm in (("GD", 1.0, factor_gd), ("USAM", c_e, factor_usam))}
+tut.number("E y^2 after 60 noisy steps from the saddle, GD (exact)", var_exact["GD"][-1], fmt=".4g")
+tut.number("E y^2 after 60 noisy steps from the saddle, USAM (exact)", var_exact["USAM"][-1], fmt=".4g")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+for k in ("GD", "USAM", "StableSAM"):
+    axes[0].semilogy(np.abs(esc[k][:, 1]), color=colors[k], label=k)
+axes[0].axhline(1.0, color="0.5", lw=0.8, ls="--")
+axes[0].set(xlabel="step", ylabel=r"$|y_t|$", ylim=(5e-4, 1e3),
+            title=r"leaving the saddle along $\lambda = -5$ ($\rho = 0.1$, $\eta = 0.05$)")
+axes[0].legend()
+for k in ("GD", "USAM"):
+    axes[1].semilogy(n_e[1:], var_exact[k][1:], color=colors[k], label=f"{k}, exact")
+    axes[1].semilogy(n_e[1:], var_closed[k][1:], ".", color=colors[k], ms=3)
+axes[1].set(xlabel="step", ylabel=r"$\mathrm{E}\, y_t^2$",
+            title="from the saddle, driven by noise (dots: closed form)")
+axes[1].legend()
+tut.figure(fig, "saddle_escape", "Left: from 10⁻³ next to the saddle GD leaves first; USAM's "
+           "smaller factor makes it about twice as slow; StableSAM starts no faster than USAM and "
+           "speeds up to GD's once y dominates the gradient. Right: the exact second moment "
+           "of y under gradient noise, from the saddle: USAM's grows more slowly.")
+
+# %% [markdown]
 # ## What we checked
 #
 # - **SSAM-norm**: at every step of both runs, $\|g_{\text{ssam}}\|$ equals $\|g\|$ to
@@ -519,6 +599,11 @@ tut.figure(fig, "saddle_paths", "Left: with weak negative curvature every method
 # - Trajectories: at $\lambda = -15$ USAM and StableSAM end within $10^{-9}$ of the saddle
 #   while GD's $|y|$ grows past $10^6$; at $\lambda = -5$ all three grow past 100 times
 #   $|y_0|$.
+# - **SAM-escape** on $\lambda = -5$: GD leaves $|y| < 1$ first, USAM last, StableSAM in
+#   between; StableSAM's per-step factor starts near USAM's and ends within 1 % of GD's;
+#   normalized SAM started at 0.05 stays within $\max(|w_0|, \eta |\lambda| \rho)$ for 300
+#   steps while GD leaves; the exact noisy second moments equal their closed forms
+#   (relative $10^{-12}$) and USAM's is below GD's at every step.
 #
 # The exercises below ask you to find USAM's edge yourself by bisection and to write
 # StableSAM's rescale.
@@ -566,3 +651,21 @@ tut.check(bool(all(abs(paths[-15.0, k][-1, 1]) < 1e-9 for k in ("USAM", "StableS
 tut.check(bool(all(abs(paths[-5.0, k][-1, 1]) > 100 * W0_S[1]
                    for k in ("GD", "USAM", "StableSAM"))),
           "lam = -5: GD, USAM and StableSAM all escape (|y_T| > 100 |y_0|)")
+
+# %%
+tut.check(bool(first_out["GD"] < first_out["StableSAM"] < first_out["USAM"]),
+          "SAM-escape: GD leaves the saddle first, USAM last, StableSAM in between")
+tut.check(bool(np.allclose(esc["USAM"][:, 1], W0_E[1] * factor_usam ** np.arange(T_E + 1), rtol=1e-12)
+               and np.allclose(esc["GD"][:, 1], W0_E[1] * factor_gd ** np.arange(T_E + 1), rtol=1e-12)),
+          "SAM-escape: USAM's y grows by exactly 1 + lr |lam| (1 - rho |lam|), GD's by 1 + lr |lam|")
+tut.check(bool(abs(ssam_factor[first_out["StableSAM"] - 1] / factor_gd - 1) < 0.01
+               and ssam_factor[0] <= factor_usam),
+          "SAM-escape: StableSAM's first factor is at most USAM's (x dominates the gradient) and "
+          "it reaches GD's within 1 % by the time y reaches 1")
+tut.check(bool(np.max(np.abs(trap)) <= max(0.05, LR_1D * abs(LAM_E) * RHO_S) + 8 * EPS
+               and abs(gd_1d[-1]) > 1.0),
+          "SAM-escape: normalized SAM stays within max(|w0|, lr |lam| rho) of the 1-D maximum "
+          "for 300 steps; GD leaves it")
+tut.check(bool(all(np.allclose(var_exact[k], var_closed[k], rtol=1e-12) for k in var_exact)
+               and np.all(var_exact["USAM"][1:] < var_exact["GD"][1:])),
+          "SAM-escape: exact noisy second moments equal the closed forms; USAM's is below GD's")
