@@ -600,6 +600,173 @@ def test_zero_lag_does_not_force_a_large_variance():
     assert gain < F(1, 19)
 
 
+# ====================================================================== TEMA-filter
+
+def freq_response(omega, b, n):
+    """F_n(e^(i omega)) = 1 - (1 - E)^n with E = (1 - b) / (1 - b e^(-i omega)): the
+    frequency response of the equal-decay EMA (n = 1), DEMA (2), TEMA (3)."""
+    E = (1 - b) / (1 - b * np.exp(-1j * omega))
+    return 1 - (1 - E) ** n
+
+
+FILTERS = {1: lambda x, b: filters.ema(x, b), 2: lambda x, b: filters.dema(x, b),
+           3: lambda x, b: filters.tema(x, b)}
+
+
+def step_shortfall(n_steps, b, order):
+    """1 - s_n, the step response's distance below 1, in closed form (proofs/tema_fame.md):
+    EMA b^(n+1); DEMA b^(n+1) (b - n (1 - b)); TEMA b^(n+1) q(n) / 2 with
+    q(n) = (1 - b)^2 n^2 - (1 - b)(1 + 3 b) n + 2 b^2."""
+    n = np.arange(n_steps, dtype=np.float64)
+    if order == 1:
+        return b ** (n + 1)
+    if order == 2:
+        return b ** (n + 1) * (b - n * (1 - b))
+    return b ** (n + 1) * ((1 - b) ** 2 * n**2 - (1 - b) * (1 + 3 * b) * n + 2 * b**2) / 2
+
+
+def tema_overshoot_roots(b):
+    """The roots n_-, n_+ of q: ((1 + 3 b) -+ sqrt(1 + 6 b + b^2)) / (2 (1 - b))."""
+    r = math.sqrt(1 + 6 * b + b * b)
+    return (1 + 3 * b - r) / (2 * (1 - b)), (1 + 3 * b + r) / (2 * (1 - b))
+
+
+@pytest.mark.claim("TEMA-filter")
+@given(b=st.floats(0.0, 0.9), omega=st.floats(0.01, math.pi), order=st.sampled_from([1, 2, 3]))
+@example(b=0.9, omega=0.11848516693013904, order=3)   # TEMA 0.9's peak gain 1.2378
+def test_steady_state_response_to_a_sinusoid_is_the_frequency_response(b, omega, order):
+    """[TEMA-filter] Through refimpl.filters: fed x_t = cos(omega t), t < 1500, each filter
+    ends (last 100 steps) on Re(F_n(e^(i omega)) e^(i omega t)). Allowance: the filters'
+    rounding 80 eps / (1 - b) (TEMA-poly), plus the phases: fl(omega t) errs by up to
+    u omega T, which moves the input by as much at every step (the filter sums |h_k| <= 7
+    of them) and the prediction by |F| u omega T <= 1.3 u omega T: 5 eps omega T in all.
+    The start-up transient is b^t times a polynomial of degree < 3 in t, below 1e-40
+    after t = 1400 for b <= 0.9."""
+    T = 1500
+    t = np.arange(T, dtype=np.float64)
+    y = FILTERS[order](np.cos(omega * t), b)
+    pred = np.real(freq_response(omega, b, order) * np.exp(1j * omega * t))
+    assert np.max(np.abs(y[-100:] - pred[-100:])) <= 80 * EPS / (1 - b) + 5 * EPS * omega * T
+
+
+@pytest.mark.claim("TEMA-filter")
+@given(b=st.floats(0.05, 0.95))
+@example(b=0.9)
+def test_step_responses_overshoot_and_ring_as_derived(b):
+    """[TEMA-filter] Unit step through refimpl.filters, 400 steps: 1 - s_n equals the
+    closed forms of step_shortfall within 80 eps / (1 - b) (+ 64 subnormal roundings), and
+    so: the EMA never overshoots (s_n < 1), DEMA overshoots exactly for n > L = b / (1 - b)
+    (then approaches 1 from above), TEMA overshoots exactly for n_- < n < n_+ (the roots of
+    q) and approaches 1 from below after n_+: it rings. At b = 0.9: DEMA from n = 10 on,
+    TEMA for n = 6 .. 31 with a peak 17.5 % above 1 at n = 12. (Signs decided only where
+    the closed form exceeds the allowance; integer roots are skipped.)"""
+    T = 400
+    u = np.ones(T)
+    tol = 80 * EPS / (1 - b) + 64 * DENORM
+    n = np.arange(T)
+    lo, hi = tema_overshoot_roots(b)
+    L_b = b / (1 - b)
+    for order, over in ((1, np.zeros(T, dtype=bool)), (2, n > L_b), (3, (n > lo) & (n < hi))):
+        s = FILTERS[order](u, b)
+        closed = step_shortfall(T, b, order)
+        assert np.all(np.abs((1 - s) - closed) <= tol), order
+        decided = np.abs(closed) > tol
+        assert np.array_equal((s > 1)[decided], over[decided]), order
+    if b == 0.9:
+        s = filters.tema(u, b)
+        assert list(np.flatnonzero(s[:60] > 1)[[0, -1]]) == [6, 31]
+        assert int(np.argmax(s)) == 12 and round(float(s.max()) - 1, 3) == 0.175
+        assert int(np.flatnonzero(filters.dema(u, b) > 1)[0]) == 10
+
+
+@pytest.mark.claim("TEMA-filter")
+@given(b=st.floats(0.05, 0.9), order=st.sampled_from([1, 2, 3]))
+def test_gradient_sign_reversal_flips_after_the_step_response_passes_one_half(b, order):
+    """[TEMA-filter] A gradient that was +1 for 1000 steps (steady state to b^1000) and
+    is -1 from then on: by linearity the filter's output is 1 - 2 s_n, n steps after the
+    reversal, so its sign flips at the first n with s_n > 1/2 (for the EMA
+    n + 1 > ln 2 / ln(1 / b)); checked through refimpl.filters within 160 eps / (1 - b)."""
+    x = np.concatenate([np.ones(1000), -np.ones(200)])
+    y = FILTERS[order](x, b)[1000:]
+    s = 1 - step_shortfall(200, b, order)
+    assert np.all(np.abs(y - (1 - 2 * s)) <= 160 * EPS / (1 - b))
+    flip = int(np.argmax(y < 0))
+    assert flip == int(np.argmax(s > 0.5))
+    if order == 1:
+        assert flip + 1 == math.floor(math.log(2) / math.log(1 / b)) + 1 or abs(
+            (flip + 1) - math.log(2) / math.log(1 / b)) < 1e-9
+
+
+def filtered_gd_polynomial(eta_h, b, order):
+    """Characteristic polynomial of w_(t+1) = w_t - lr F_n(h w)_t: with F_n = 1 - (1-E)^n
+    and 1 - E(z) = b (1 - z^-1) / (1 - b z^-1), multiplying z - 1 + lr h F_n(z) = 0 by
+    (z - b)^n gives (z - 1)(z - b)^n + lr h ((z - b)^n - b^n (z - 1)^n)."""
+    zb, z1 = np.poly([b] * order), np.poly([1.0] * order)
+    return np.polyadd(np.polymul([1.0, -1.0], zb), eta_h * np.polysub(zb, b**order * z1))
+
+
+def filtered_gd_bound(b, order):
+    """lr h at which a root of filtered_gd_polynomial sits at z = -1:
+    2 (1 + b)^n / ((1 + b)^n - (2 b)^n)."""
+    return 2 * (1 + b) ** order / ((1 + b) ** order - (2 * b) ** order)
+
+
+def filtered_gd_run(eta_h, b, order, T):
+    """|w_T| of gradient descent on f = w^2 / 2 (h = 1) with the gradient filtered by
+    refimpl.filters (the whole gradient history re-filtered each step: zero start)."""
+    w, g = 1.0, []
+    for _ in range(T):
+        g.append(w)
+        w = w - eta_h * float(FILTERS[order](np.array(g), b)[-1])
+    return abs(w)
+
+
+@pytest.mark.claim("TEMA-filter")
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_gd_with_a_filtered_gradient_is_stable_below_the_derived_bound(order):
+    """[TEMA-filter] Gradient descent with an EMA / DEMA / TEMA-filtered gradient on a
+    quadratic of curvature h: at lr h = 2 (1 + b)^n / ((1 + b)^n - (2 b)^n) a root of the
+    characteristic polynomial is exactly -1 (proved); the run is stable for every lr h
+    below it and unstable above it (proved for the EMA, where the loop is heavy ball with
+    lr (1 - b); OBSERVED for DEMA and TEMA: every root is inside the unit circle at 60
+    values of lr h in (0, bound) and one is outside at 1.01 x bound, for b in
+    {0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95}). Through refimpl.filters in the loop (b = 0.9,
+    300 steps): at 0.97 x bound |w_T| < 1e-2, at 1.03 x bound |w_T| > 1e2. The TEMA's range
+    is 13.36 / lr at b = 0.9, against 38 for the EMA."""
+    for b in (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95):
+        bound = filtered_gd_bound(b, order)
+        at = np.roots(filtered_gd_polynomial(bound, b, order))
+        assert np.min(np.abs(at + 1)) < 1e-6
+        for eh in np.linspace(0.01, 0.99, 60) * bound:
+            assert np.max(np.abs(np.roots(filtered_gd_polynomial(eh, b, order)))) < 1
+        assert np.max(np.abs(np.roots(filtered_gd_polynomial(1.01 * bound, b, order)))) > 1
+    bound = filtered_gd_bound(0.9, order)
+    assert filtered_gd_run(0.97 * bound, 0.9, order, 300) < 1e-2
+    assert filtered_gd_run(1.03 * bound, 0.9, order, 300) > 1e2
+    assert round(filtered_gd_bound(0.9, 3), 2) == 13.36 and round(filtered_gd_bound(0.9, 1), 6) == 38
+
+
+@pytest.mark.claim("TEMA-filter")
+def test_filter_checks_teeth():
+    """Teeth: the sinusoid check rejects the response without the cube (F = E, the EMA's,
+    for the TEMA) and the conjugate phase; the step-response check rejects q with the
+    sign of its middle term flipped; the closed loop with the EMA's bound 38 in place of the
+    TEMA's diverges (b = 0.9)."""
+    b, omega = 0.9, 0.3
+    t = np.arange(1500, dtype=np.float64)
+    y = filters.tema(np.cos(omega * t), b)
+    tol = 80 * EPS / (1 - b) + 5 * EPS * omega * 1500
+    right = np.real(freq_response(omega, b, 3) * np.exp(1j * omega * t))
+    assert np.max(np.abs(y[-100:] - right[-100:])) <= tol
+    for wrong in (freq_response(omega, b, 1), np.conj(freq_response(omega, b, 3))):
+        assert np.max(np.abs(y[-100:] - np.real(wrong * np.exp(1j * omega * t))[-100:])) > 1e6 * tol
+    s = filters.tema(np.ones(100), b)
+    n = np.arange(100)
+    flipped = b ** (n + 1) * ((1 - b) ** 2 * n**2 + (1 - b) * (1 + 3 * b) * n + 2 * b**2) / 2
+    assert np.max(np.abs((1 - s) - flipped)) > 1e6 * tol
+    assert filtered_gd_run(0.9 * 38.0, 0.9, 3, 200) > 1e2
+
+
 # ========================================================================= FAME-adam
 
 fame_hyper = dict(lr=st.floats(1e-4, 0.1), beta1=st.floats(0.0, 0.99), beta2=st.floats(0.0, 0.999),

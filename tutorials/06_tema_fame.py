@@ -39,6 +39,8 @@
 # %%
 from fractions import Fraction
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
@@ -688,6 +690,100 @@ tut.number("FAME defaults vs Adam: max |difference|",
            float(np.abs(fame_default - adam_params).max()), fmt=".3g")
 
 # %% [markdown]
+# ## 5. TEMA as a filter: frequencies, steps and a closed loop
+#
+# A linear filter is also described by what it does to a sinusoid, to a step, and inside
+# a feedback loop (claim **TEMA-filter**, [proofs](../proofs/tema_fame.md#claim-tema-filter)).
+# With equal decays, $1 - F_n = (1 - E)^n$ gives the frequency response
+#
+# $$
+# F_n(e^{i\omega}) = 1 - \Bigl(\frac{b\,(1 - e^{-i\omega})}{1 - b\, e^{-i\omega}}\Bigr)^n ,
+# $$
+#
+# and the step response has closed forms: $1 - s_t = b^{t+1}$ (EMA),
+# $b^{t+1}(b - t(1 - b))$ (DEMA), $b^{t+1} q(t) / 2$ with
+# $q(t) = (1 - b)^2 t^2 - (1 - b)(1 + 3b)\, t + 2 b^2$ (TEMA). The EMA never overshoots a
+# step; DEMA overshoots once $t > L$; TEMA overshoots between the two roots of $q$ and then
+# comes back from below: it *rings*. The same numbers say how fast a filtered gradient
+# follows a sign reversal: the output $1 - 2 s_t$ flips when $s_t$ passes $\tfrac12$.
+#
+# Inside a loop, gradient descent $w \leftarrow w - \eta\, F_n(h w)$ on a quadratic is stable up to
+# $\eta h = 2 (1 + b)^n / ((1 + b)^n - (2b)^n)$: 38 for the EMA at $b = 0.9$ (proved: heavy
+# ball), 19.5 for DEMA and 13.4 for TEMA (observed on a grid). Less lag, shorter range.
+
+# %%
+B_F = 0.9
+omegas = np.linspace(0.0, np.pi, 2001)
+E_f = (1 - B_F) / (1 - B_F * np.exp(-1j * omegas))
+gain = {n: np.abs(1 - (1 - E_f) ** n) for n in (1, 2, 3)}
+names_f = {1: "EMA", 2: "DEMA", 3: "TEMA"}
+for n in (2, 3):
+    tut.number(f"{names_f[n]} {B_F}: peak gain |F(e^iω)|", gain[n].max(), fmt=".4f")
+t_sin = np.arange(1500, dtype=np.float64)
+OMEGA_F = omegas[np.argmax(gain[3])]
+y_sin = filters.tema(np.cos(OMEGA_F * t_sin), B_F)
+F_peak = 1 - (1 - (1 - B_F) / (1 - B_F * np.exp(-1j * OMEGA_F))) ** 3
+sin_err = np.max(np.abs(y_sin[-100:] - np.real(F_peak * np.exp(1j * OMEGA_F * t_sin))[-100:]))
+tut.number("TEMA at its peak frequency: |measured - Re(F e^iωt)| over the last 100 steps",
+           sin_err, fmt=".2e")
+steps_f = np.arange(60)
+step = {1: filters.ema(np.ones(60), B_F), 2: filters.dema(np.ones(60), B_F),
+        3: filters.tema(np.ones(60), B_F)}
+q_f = (1 - B_F) ** 2 * steps_f**2 - (1 - B_F) * (1 + 3 * B_F) * steps_f + 2 * B_F**2
+closed_step = {1: 1 - B_F ** (steps_f + 1), 2: 1 - B_F ** (steps_f + 1) * (B_F - steps_f * (1 - B_F)),
+               3: 1 - B_F ** (steps_f + 1) * q_f / 2}
+step_err = max(np.max(np.abs(step[n] - closed_step[n])) for n in step)
+tut.number("largest |step response - closed form| (EMA, DEMA, TEMA, 60 steps)", step_err, fmt=".2e")
+over = np.flatnonzero(step[3] > 1)
+tut.number("TEMA 0.9 overshoots the step from t", int(over[0]))
+tut.number("... to t", int(over[-1]))
+tut.number("TEMA 0.9 peak overshoot", step[3].max() - 1, fmt=".4f")
+tut.number("DEMA 0.9 overshoots the step from t", int(np.flatnonzero(step[2] > 1)[0]))
+flip = {n: int(np.argmax(step[n] > 0.5)) for n in (1, 2, 3)}
+for n in (1, 2, 3):
+    tut.number(f"{names_f[n]}: steps until a reversed gradient flips the output's sign", flip[n])
+bound_f = {n: 2 * (1 + B_F) ** n / ((1 + B_F) ** n - (2 * B_F) ** n) for n in (1, 2, 3)}
+for n in (1, 2, 3):
+    tut.number(f"{names_f[n]}: stable lr h below", bound_f[n], fmt=".4g")
+
+
+def filtered_loop(eta_h, n, T=300):
+    """|w_t| of gradient descent on w^2 / 2 with the gradient filtered by refimpl.filters."""
+    run = {1: filters.ema, 2: filters.dema, 3: filters.tema}[n]
+    w, g, out = 1.0, [], [1.0]
+    for _ in range(T):
+        g.append(w)
+        w = w - eta_h * float(run(np.array(g), B_F)[-1])
+        out.append(abs(w))
+    return np.array(out)
+
+
+loop_in = filtered_loop(0.97 * bound_f[3], 3)
+loop_out = filtered_loop(1.03 * bound_f[3], 3)
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(12.5, 4.4), constrained_layout=True)
+for n, col in zip((1, 2, 3), ("tab:blue", "tab:orange", "tab:red")):
+    axes[0].plot(omegas, gain[n], color=col, label=names_f[n])
+    axes[1].plot(steps_f, step[n], "o", color=col, ms=3, label=names_f[n])
+    axes[1].plot(steps_f, closed_step[n], "-", color=col, lw=0.8)
+axes[0].axhline(1.0, color="0.5", lw=0.8, ls="--")
+axes[0].set(xscale="log", xlim=(1e-3, np.pi), xlabel=r"frequency $\omega$",
+            ylabel=r"gain $|F(e^{i\omega})|$", title=f"frequency response, b = {B_F}")
+axes[0].legend()
+axes[1].axhline(1.0, color="0.5", lw=0.8, ls="--")
+axes[1].set(xlabel="t", ylabel=r"step response $s_t$", title="step responses (lines: closed forms)")
+axes[1].legend()
+axes[2].semilogy(loop_in, color="tab:red", label=f"TEMA, lr h = 0.97 x {bound_f[3]:.2f}")
+axes[2].semilogy(loop_out, color="tab:red", ls="--", label=f"TEMA, lr h = 1.03 x {bound_f[3]:.2f}")
+axes[2].set(xlabel="step", ylabel=r"$|w_t|$", title="gradient descent with a TEMA gradient")
+axes[2].legend()
+tut.figure(fig, "tema_as_a_filter", "Left: DEMA and TEMA amplify a band of low frequencies "
+           "(gain above 1), the EMA never does. Middle: TEMA overshoots a step for t = 6..31 "
+           "and comes back from below; DEMA overshoots from t = 10. Right: inside a loop the "
+           "TEMA-filtered gradient is stable just below lr h = 13.36 and diverges just above.")
+
+# %% [markdown]
 # ## What we checked
 #
 # - **TEMA-poly**: at $\rho = 0.9$, TEMA's steady-state error on constant, ramp and
@@ -714,6 +810,11 @@ tut.number("FAME defaults vs Adam: max |difference|",
 # - **FAME-adam**: FAME with $b_3 = b_4 = 0$ reproduces Adam's MLP run bit for bit; FAME
 #   at its defaults does not.
 # - The FAME filter bank's column equals `filters.tema` bit for bit.
+# - **TEMA-filter** at $b = 0.9$: the TEMA's steady response to a sinusoid at its peak
+#   frequency equals $\operatorname{Re}(F e^{i\omega t})$ to $10^{-12}$; the three step responses equal their
+#   closed forms to $10^{-13}$; the TEMA overshoots exactly for $t = 6, \dots, 31$ (the roots of $q$)
+#   and DEMA from $t = 10 > L$; the closed loop with a TEMA gradient decays at 0.97 times
+#   the derived bound and grows at 1.03 times.
 #
 # The exercises below ask you to compute FAME's lag exactly, to write a TEMA step, and to
 # find FAME's first step by hand.
@@ -778,3 +879,17 @@ tut.check(reduction_bitwise,
           "FAME-adam: FAME(b3 = b4 = 0) reproduces Adam's MLP run bit for bit")
 tut.check(bool(not same_bits(adam_params, fame_default)),
           "teeth: FAME at its defaults is not bitwise Adam")
+
+# %%
+lo_f = (1 + 3 * B_F - math.sqrt(1 + 6 * B_F + B_F**2)) / (2 * (1 - B_F))
+hi_f = (1 + 3 * B_F + math.sqrt(1 + 6 * B_F + B_F**2)) / (2 * (1 - B_F))
+tut.check(bool(sin_err < 1e-12 and gain[3].max() > 1.2 and gain[1].max() <= 1.0),
+          "TEMA-filter: the TEMA's steady response to a sinusoid is Re(F e^iωt); TEMA amplifies "
+          "(peak gain > 1.2), the EMA never does")
+tut.check(bool(step_err < 1e-13 and np.array_equal(over, np.arange(math.floor(lo_f) + 1, math.ceil(hi_f)))
+               and int(np.flatnonzero(step[2] > 1)[0]) == math.floor(B_F / (1 - B_F)) + 1
+               and not np.any(step[1] > 1)),
+          "TEMA-filter: step responses equal the closed forms; TEMA overshoots exactly between "
+          "the roots of q, DEMA from t > L, the EMA never")
+tut.check(bool(loop_in[-1] < 1e-2 and loop_out[-1] > 1e2),
+          "TEMA-filter: GD with a TEMA gradient decays at 0.97 x the bound and grows at 1.03 x")
