@@ -21,6 +21,7 @@ import math
 from fractions import Fraction
 
 import numpy as np
+import scipy.stats
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
@@ -820,6 +821,9 @@ def test_normalized_sam_never_leaves_a_one_dimensional_saddle_from_within_rho(la
     bound is not compounded: the map contracts toward the invariant interval's inside)."""
     lr = h / abs(lam)
     w0 = frac * rho
+    # below |g| ~ 1.5e-154, g^2 underflows and the float norm (sqrt of a sum of squares,
+    # unscaled, as in the peers) is not |g|: the kick is then not rho (proofs/sam.md)
+    assume(abs(lam * w0) > 1e-100)
     q = Quadratic(np.array([[lam]]))
     w = train(q, SAM(SGD(lr=lr), rho=rho, eps=0.0), w0=np.array([w0]), steps=300,
               record_params=True).params[:, 0]
@@ -882,3 +886,185 @@ def test_noise_driven_escape_from_the_saddle_exact_second_moment(lam, lr, rho, s
         np.testing.assert_allclose(mo.var_w[:, 0], closed, rtol=1e-12)
         out[name] = mo.var_w[:, 0]
     assert np.all(out["usam"][1:] < out["gd"][1:])
+
+
+# ------------------------------------------------------------------------ SAM-ascent
+
+def trust_region_max(lam, g, rho):
+    """max over ||e|| <= rho of g.e + 1/2 e^T diag(lam) e, by an algorithm independent of
+    refimpl (the trust-region conditions): a boundary maximiser is e = (mu I - diag(lam))^-1 g
+    with mu >= max(lam) and ||e|| = rho; for mu > max(lam) the norm decreases in mu, so mu
+    solves sum g_i^2 / (mu - lam_i)^2 = rho^2 by bisection. If even mu -> max(lam) gives
+    ||e|| < rho (g has no weight on the top eigendirection: the 'hard case'), mu = max(lam)
+    and the missing length goes along the top direction (also tried near the hard case, where
+    bisection cannot resolve mu). An interior maximiser exists only for a negative definite
+    diag(lam): -g / lam, if inside the ball. Every candidate is feasible and the maximiser
+    is among them, so the best candidate is the maximum."""
+    lam, g = np.asarray(lam, dtype=np.float64), np.asarray(g, dtype=np.float64)
+    top = float(np.max(lam))
+    on_top = lam == top
+    q = lambda e: float(g @ e + 0.5 * e @ (lam * e))   # noqa: E731
+    candidates = []
+    if np.any(g[on_top] != 0):
+        def norm_at(mu):
+            return math.sqrt(float(np.sum(g**2 / (mu - lam) ** 2)))
+        lo, hi = top, top + float(np.linalg.norm(g)) / rho + 1.0
+        while norm_at(hi) > rho:
+            hi *= 2
+        for _ in range(400):
+            mid = 0.5 * (lo + hi)
+            if mid in (lo, hi):
+                break
+            if norm_at(mid) > rho:
+                lo = mid
+            else:
+                hi = mid
+        candidates.append(q(g / (hi - lam)))
+    # mu = max(lam) exactly (the hard case, and near it, where bisection cannot resolve mu):
+    # the other directions at mu, the missing length along the top direction
+    e = np.zeros_like(g)
+    e[~on_top] = g[~on_top] / (top - lam[~on_top])
+    rest = rho**2 - float(e @ e)
+    if rest >= 0:
+        i = int(np.argmax(on_top))
+        e[i] = math.copysign(math.sqrt(rest), g[i]) if g[i] != 0 else math.sqrt(rest)
+        candidates.append(q(e))
+    elif not np.any(g[on_top] != 0) and np.any(~on_top):
+        # the top direction is not reached: the secular equation without it
+        candidates.append(trust_region_max(lam[~on_top], g[~on_top], rho))
+    if np.all(lam < 0):
+        e_in = -g / lam
+        if float(np.linalg.norm(e_in)) <= rho:
+            candidates.append(q(e_in))
+    return max(candidates)
+
+
+@pytest.mark.claim("SAM-ascent")
+@given(g=vectors(d_min=1, d_max=6, lo=-10.0, hi=10.0), rho=st.floats(1e-3, 2.0),
+       seed=st.integers(0, 2**32 - 1))
+def test_normalized_ascent_maximises_the_linearised_loss_over_the_ball(g, rho, seed):
+    """[SAM-ascent, first order] max over ||e|| <= rho of g.e is rho ||g|| (Cauchy-Schwarz,
+    the dual of the 2-norm is the 2-norm), attained at e* = rho g / ||g||. refimpl's
+    normalized ascent (eps = 0) is e*: observed through one SAM step on the linear loss
+    f(v) = g.v, the ascent point is w + e with g.e = rho ||g|| within (d + 6) eps rho
+    ||g||, and ||e|| = rho within (d + 6) eps rho. No other point of the ball does better:
+    200 random e with ||e|| <= rho (directions from a seeded Gaussian) have g.e <= rho ||g||."""
+    assume(float(np.linalg.norm(g)) > 1e-100)
+    seen = []
+
+    def oracle(v):
+        seen.append(v.copy())
+        return float(g @ v), g.copy()
+
+    opt = SAM(SGD(lr=1.0), rho=rho, eps=0.0)
+    w = np.zeros_like(g)
+    opt.step(w, opt.init(w), oracle)
+    e = seen[1] - seen[0]
+    d = g.shape[0]
+    gn = float(np.linalg.norm(g))
+    assert abs(float(g @ e) - rho * gn) <= (d + 6) * EPS * rho * gn
+    assert abs(float(np.linalg.norm(e)) - rho) <= (d + 6) * EPS * rho
+    rng = np.random.Generator(np.random.PCG64(seed))
+    z = rng.standard_normal((200, d))
+    pts = rho * rng.uniform(0, 1, (200, 1)) * z / np.linalg.norm(z, axis=1, keepdims=True)
+    assert np.all(pts @ g <= rho * gn * (1 + 4 * d * EPS))
+
+
+@pytest.mark.claim("SAM-ascent")
+@given(lam=st.lists(st.floats(-5.0, 5.0), min_size=2, max_size=5),
+       w=vectors(d_min=5, d_max=5, lo=-3.0, hi=3.0), rho=st.floats(0.01, 1.0))
+@example(lam=[10.0, 1.0], w=np.array([0.0, 1.0, 0, 0, 0]), rho=0.5)
+def test_first_order_ascent_is_within_half_rho_squared_spread_of_the_true_inner_max(lam, w, rho):
+    """[SAM-ascent, quadratic] On f = 1/2 w^T diag(lam) w the true inner maximum
+    M = max_{||e|| <= rho} f(w + e) (trust_region_max, independent) and SAM's ascent value
+    f(w + e*) satisfy 0 <= M - f(w + e*) <= rho^2 (max(lam_max, 0) - lam_min) / 2: the
+    first-order ascent is optimal up to the curvature spread over the ball (for a positive
+    semi-definite H, rho^2 (lam_max - lam_min) / 2). (Proof: proofs/sam.md.)
+    Allowance 1e-12 (|f| + rho ||g|| + rho^2 max|lam|) for rounding in both evaluations
+    and the bisection."""
+    lam = np.array(lam)
+    d = lam.shape[0]
+    w = w[:d]
+    g = lam * w
+    assume(float(np.linalg.norm(g)) > 1e-6)
+    f = lambda v: 0.5 * float(v @ (lam * v))   # noqa: E731
+    seen = []
+
+    def oracle(v):
+        seen.append(v.copy())
+        return f(v), lam * v
+
+    opt = SAM(SGD(lr=1.0), rho=rho, eps=0.0)
+    opt.step(w, opt.init(w), oracle)
+    sam_value = f(seen[1])
+    M = f(w) + trust_region_max(lam, g, rho)
+    tol = 1e-12 * (abs(f(w)) + rho * float(np.linalg.norm(g)) + rho**2 * float(np.max(np.abs(lam))))
+    assert sam_value <= M + tol
+    assert M - sam_value <= rho**2 * (max(lam.max(), 0.0) - lam.min()) / 2 + tol
+
+
+def sign_push_probability(h, x, c, batch):
+    """P(sign(g) = +1) for the one-coordinate NQM gradient g = h x + sqrt(c / B) z:
+    Phi(h x / sqrt(c / B)), so the expected ascent push of normalized SAM (eps = 0) is
+    rho h (2 Phi - 1) (proofs/sam.md, SAM-ascent item 3)."""
+    return float(scipy.stats.norm.cdf(h * x / math.sqrt(c / batch)))
+
+
+@pytest.mark.claim("SAM-ascent")
+@pytest.mark.parametrize("batch", [1, 4, 16, 64])
+def test_m_sharpness_the_ascent_push_shrinks_with_the_ascent_batch(batch):
+    """[SAM-ascent, m-sharpness] One coordinate of the NQM (h = 2, c = 1, w - w* = 0.1),
+    normalized SAM (eps = 0) with the ascent computed on the same mini-batch of size B:
+    g_adv - g = rho h sign(g) exactly, so over R = 4000 seeded batches the number K of
+    positive pushes is Binomial(R, Phi(h x sqrt(B / c))) EXACTLY; K lies in the central
+    interval of probability 1 - 1e-6 / 4 (four batch sizes). The expected push
+    rho h (2 Phi - 1) grows with B: 0.159, 0.311, 0.576, 0.890 (times rho h) for
+    B = 1, 4, 16, 64. USAM's expected descent gradient is (1 + rho h) h x whatever B (its
+    ascent is linear in the noise): checked exactly by refimpl.theory's one-step mean."""
+    h, c, x, rho, R = 2.0, 1.0, 0.1, 0.05, 4000
+    p = sign_push_probability(h, x, c, batch)
+    problem = NoisyQuadratic(np.array([h]), c=np.array([c]), batch_size=batch)
+    noise = problem.draw_noise(R, 7)
+    opt = SAM(SGD(lr=1.0), rho=rho, eps=0.0)
+    w = np.array([x])
+    pushes = []
+    for z in noise:
+        grad = problem.grad_fn(z)
+        _, g = grad(w)
+        w_new, _, _ = opt.step(w, opt.init(w), grad)
+        pushes.append((x - w_new[0]) - g[0])   # g_adv - g
+    pushes = np.array(pushes)
+    assert np.all(np.abs(np.abs(pushes) - rho * h) <= 8 * EPS * (1 + abs(x) * h + 3 * math.sqrt(c / batch)))
+    K = int(np.sum(pushes > 0))
+    level = 1e-6 / 4
+    lo, hi = scipy.stats.binom.ppf(level / 2, R, p), scipy.stats.binom.isf(level / 2, R, p)
+    assert lo <= K <= hi, (K, lo, hi, p)
+    expected = {1: 0.159, 4: 0.311, 16: 0.576, 64: 0.890}[batch]
+    assert round(2 * p - 1, 3) == expected
+    from refimpl import theory
+    usam = SAM(SGD(lr=1.0), rho=rho, ascent="unnormalized")
+    m = theory.moments(problem, usam, w0=w, steps=1)
+    assert abs((x - m.mean_w[1, 0]) - (1 + rho * h) * h * x) <= 4 * EPS
+
+
+@pytest.mark.claim("SAM-ascent")
+def test_ascent_checks_teeth():
+    """Teeth: (i) the first-order check rejects the descent direction -rho g / ||g|| and
+    USAM's rho g (not on the sphere unless ||g|| = 1); (ii) the binomial check rejects
+    the full-batch ascent (an ascent from the noise-free gradient pushes +1 every time:
+    K = R, far above the interval at B = 4); (iii) the curvature bound rejects a claimed
+    bound of rho^2 (lam_max - lam_min) / 20 on diag(10, 1) at w = (0, 1), rho = 0.5."""
+    g = np.array([3.0, -4.0])
+    rho = 0.1
+    for e in (-rho * g / 5.0, rho * g):
+        assert not (abs(float(g @ e) - rho * 5.0) <= 8 * EPS * rho * 5.0
+                    and abs(float(np.linalg.norm(e)) - rho) <= 8 * EPS * rho)
+    R, p = 4000, sign_push_probability(2.0, 0.1, 1.0, 4)
+    hi = scipy.stats.binom.isf(1e-6 / 8, R, p)
+    assert R > hi
+    lam, w, rho = np.array([10.0, 1.0]), np.array([0.0, 1.0]), 0.5
+    g = lam * w
+    f = lambda v: 0.5 * float(v @ (lam * v))   # noqa: E731
+    e = rho * g / np.linalg.norm(g)
+    gap = f(w) + trust_region_max(lam, g, rho) - f(w + e)
+    assert rho**2 * (lam.max() - lam.min()) / 20 < gap <= rho**2 * (lam.max() - lam.min()) / 2
