@@ -544,7 +544,8 @@ q_1d = r.Quadratic(np.array([[LAM_E]]))
 LR_1D = 0.1                                          # lr |lam| = 0.5 < 1
 trap = r.train(q_1d, r.SAM(r.SGD(lr=LR_1D), rho=RHO_S, eps=0.0), w0=np.array([0.05]), steps=300,
                record_params=True).params[:, 0]
-gd_1d = r.train(q_1d, r.SGD(lr=LR_1D), w0=np.array([0.05]), steps=30, record_params=True).params[:, 0]
+gd_1d = r.train(q_1d, r.SGD(lr=LR_1D), w0=np.array([0.05]), steps=30,
+                record_params=True).params[:, 0]
 tut.number("normalized SAM, 300 steps from w0 = 0.05: max |w_t|", np.max(np.abs(trap)), fmt=".4g")
 tut.number("bound max(|w0|, lr |lam| rho)", max(0.05, LR_1D * abs(LAM_E) * RHO_S), fmt=".4g")
 nqm_saddle = r.NoisyQuadratic(np.array([LAM_E]), c=np.array([1.0]), batch_size=1)
@@ -553,8 +554,10 @@ var_exact = {k: theory.moments(nqm_saddle, saddle_opt(k), w0=np.zeros(1), steps=
 n_e = np.arange(61)
 var_closed = {k: LR_S**2 * kk**2 * (mm ** (2 * n_e) - 1) / (mm**2 - 1)
               for k, kk, mm in (("GD", 1.0, factor_gd), ("USAM", c_e, factor_usam))}
-tut.number("E y^2 after 60 noisy steps from the saddle, GD (exact)", var_exact["GD"][-1], fmt=".4g")
-tut.number("E y^2 after 60 noisy steps from the saddle, USAM (exact)", var_exact["USAM"][-1], fmt=".4g")
+tut.number("E y^2 after 60 noisy steps from the saddle, GD (exact)", var_exact["GD"][-1],
+           fmt=".4g")
+tut.number("E y^2 after 60 noisy steps from the saddle, USAM (exact)", var_exact["USAM"][-1],
+           fmt=".4g")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
@@ -711,8 +714,9 @@ tut.check(bool(all(abs(paths[-5.0, k][-1, 1]) > 100 * W0_S[1]
 # %%
 tut.check(bool(first_out["GD"] < first_out["StableSAM"] < first_out["USAM"]),
           "SAM-escape: GD leaves the saddle first, USAM last, StableSAM in between")
-tut.check(bool(np.allclose(esc["USAM"][:, 1], W0_E[1] * factor_usam ** np.arange(T_E + 1), rtol=1e-12)
-               and np.allclose(esc["GD"][:, 1], W0_E[1] * factor_gd ** np.arange(T_E + 1), rtol=1e-12)),
+t_e = np.arange(T_E + 1)
+tut.check(bool(np.allclose(esc["USAM"][:, 1], W0_E[1] * factor_usam ** t_e, rtol=1e-12)
+               and np.allclose(esc["GD"][:, 1], W0_E[1] * factor_gd ** t_e, rtol=1e-12)),
           "SAM-escape: USAM's y grows by exactly 1 + lr |lam| (1 - rho |lam|), GD's by 1 + lr |lam|")
 tut.check(bool(abs(ssam_factor[first_out["StableSAM"] - 1] / factor_gd - 1) < 0.01
                and ssam_factor[0] <= factor_usam),

@@ -730,10 +730,12 @@ steps_f = np.arange(60)
 step = {1: filters.ema(np.ones(60), B_F), 2: filters.dema(np.ones(60), B_F),
         3: filters.tema(np.ones(60), B_F)}
 q_f = (1 - B_F) ** 2 * steps_f**2 - (1 - B_F) * (1 + 3 * B_F) * steps_f + 2 * B_F**2
-closed_step = {1: 1 - B_F ** (steps_f + 1), 2: 1 - B_F ** (steps_f + 1) * (B_F - steps_f * (1 - B_F)),
+closed_step = {1: 1 - B_F ** (steps_f + 1),
+               2: 1 - B_F ** (steps_f + 1) * (B_F - steps_f * (1 - B_F)),
                3: 1 - B_F ** (steps_f + 1) * q_f / 2}
 step_err = max(np.max(np.abs(step[n] - closed_step[n])) for n in step)
-tut.number("largest |step response - closed form| (EMA, DEMA, TEMA, 60 steps)", step_err, fmt=".2e")
+tut.number("largest |step response - closed form| (EMA, DEMA, TEMA, 60 steps)", step_err,
+           fmt=".2e")
 over = np.flatnonzero(step[3] > 1)
 tut.number("TEMA 0.9 overshoots the step from t", int(over[0]))
 tut.number("... to t", int(over[-1]))
@@ -832,7 +834,8 @@ tut.check(bool(abs(tema_cubic_err - tema_cubic_closed) <= tema_cubic_allowed
                and tema_cubic_closed > 1e6 * tema_cubic_allowed),
           "TEMA-poly: TEMA on a cubic a3 t^3 leaves 6 L^3 a3, a million allowances from 0")
 tut.check(lag_ok, "TEMA-lag: ramp lags equal filters.lag / filters.tema_lag at every decay")
-tut.check(bool(abs(lead + 17) < 1e-9 and abs(ema_lag_05 - 1) < 1e-9 and abs(lead) > abs(ema_lag_05)),
+tut.check(bool(abs(lead + 17) < 1e-9 and abs(ema_lag_05 - 1) < 1e-9
+               and abs(lead) > abs(ema_lag_05)),
           "TEMA-lag: (0.5, 0.9, 0) lags -17 < 1 (less than the EMA) yet tracks 17x worse: "
           "better tracking needs 0 < 2 L3 - L4 < 2 L1")
 tut.check(bool(trade["FAME 0.9/0.3/0.7"][0] > filters.lag(0.9) > trade["FAME 0.9/0.5/0.5"][0]),
@@ -886,7 +889,8 @@ hi_f = (1 + 3 * B_F + math.sqrt(1 + 6 * B_F + B_F**2)) / (2 * (1 - B_F))
 tut.check(bool(sin_err < 1e-12 and gain[3].max() > 1.2 and gain[1].max() <= 1.0),
           "TEMA-filter: the TEMA's steady response to a sinusoid is Re(F e^iωt); TEMA amplifies "
           "(peak gain > 1.2), the EMA never does")
-tut.check(bool(step_err < 1e-13 and np.array_equal(over, np.arange(math.floor(lo_f) + 1, math.ceil(hi_f)))
+tut.check(bool(step_err < 1e-13
+               and np.array_equal(over, np.arange(math.floor(lo_f) + 1, math.ceil(hi_f)))
                and int(np.flatnonzero(step[2] > 1)[0]) == math.floor(B_F / (1 - B_F)) + 1
                and not np.any(step[1] > 1)),
           "TEMA-filter: step responses equal the closed forms; TEMA overshoots exactly between "
