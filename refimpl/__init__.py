@@ -3,10 +3,10 @@ sharpness-aware optimizers (SGD, EMA, Switch EMA, SAM/ASAM/StableSAM, FAME) and 
 Scaling Rule. float64, deterministic, bit-reproducible for a given seed."""
 
 from refimpl._version import __version__
-from refimpl.optimizers import (EMA, FAME, SAM, SGD, Adam, StableSAM, StepInfo, SwitchEMA)
+from refimpl.optimizers import (EMA, FAME, SAM, SGD, Adam, AdamW, StableSAM, StepInfo, SwitchEMA)
 from refimpl.problems import MLP, MLPProblem, NoisyQuadratic, Quadratic
 from refimpl.schedules import as_schedule
 from refimpl.train import Record, train
 
-__all__ = ["SGD", "Adam", "FAME", "SAM", "StableSAM", "EMA", "SwitchEMA", "StepInfo",
+__all__ = ["SGD", "Adam", "AdamW", "FAME", "SAM", "StableSAM", "EMA", "SwitchEMA", "StepInfo",
            "Quadratic", "NoisyQuadratic", "MLP", "MLPProblem", "train", "Record", "as_schedule", "__version__"]

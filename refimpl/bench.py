@@ -291,13 +291,14 @@ def _stable_rounding(d):
 
 
 def _make_adam(d, rng):
-    return (_normal(rng, d, 1.0), _normal(rng, d, 0.01), _positive(rng, d, 1e-4),
-            _normal(rng, d, 0.1), 1e-3, 0.9, 0.999, 1e-8, 0.0, False, 10.0)
+    return (_normal(rng, d, 1.0), _normal(rng, d, 0.01), _positive(rng, d, 1e-4), np.zeros(d),
+            _normal(rng, d, 0.1), 1e-3, 0.9, 0.999, 1e-8, 0.0, False, 10.0, False, 0)
 
 
-def numpy_adam(w, m, v, g, lr, beta1, beta2, eps, weight_decay, maximize, t):
-    """Adam as one writes it in NumPy (no weight decay)."""
-    _only(weight_decay == 0.0 and not maximize, "numpy_adam")
+def numpy_adam(w, m, v, v_max, g, lr, beta1, beta2, eps, weight_decay, maximize, t,
+               decoupled, amsgrad):
+    """Adam as one writes it in NumPy (no weight decay, no AMSGrad)."""
+    _only(weight_decay == 0.0 and not maximize and amsgrad == 0, "numpy_adam")
     m = beta1 * m + (1.0 - beta1) * g
     v = beta2 * v + (1.0 - beta2) * g * g
     denom = np.sqrt(v) / math.sqrt(1.0 - beta2 ** t) + eps
@@ -996,12 +997,12 @@ def memory_probe(d: int) -> list[dict]:
         out.append({"name": case.name, "peak": peak, "arrays": arrays})
 
     adam = Adam()
-    adam.update(np.ones(8), AdamState(0, 3, np.ones(8), np.ones(8)), np.ones(8))
+    adam.update(np.ones(8), AdamState(0, 3, np.ones(8), np.ones(8), np.zeros(8)), np.ones(8))
 
     def build_adam():
         w, g = _normal(rng, d, 1.0), _normal(rng, d, 0.1)
-        state = AdamState(0, 3, _normal(rng, d, 0.01), _positive(rng, d, 1e-4))
-        return 4 * 8 * d, (w, state, g)
+        state = AdamState(0, 3, _normal(rng, d, 0.01), _positive(rng, d, 1e-4), np.zeros(d))
+        return 5 * 8 * d, (w, state, g)
 
     peak, _, arrays = _measure_peak(build_adam, lambda inputs: adam.update(*inputs))
     out.append({"name": "adam_update_api", "peak": peak, "arrays": arrays})
@@ -1046,9 +1047,9 @@ def bench_memory(p: Plan) -> list[Record]:
                 note="in place: parameters, state and gradient are all it touches"))
         elif row["name"] == "adam_update_api":
             records.append(record(
-                f"Adam.update (public, pure), d={n}: peak vs w + m + v + g", peak, "MB",
-                baseline=arrays, note="returns new w, m, v by design (inputs never "
-                                      "modified): 7 arrays for 4 is 1.75"))
+                f"Adam.update (public, pure), d={n}: peak vs w + m + v + v_max + g", peak,
+                "MB", baseline=arrays, note="returns new w, m, v, v_max by design (inputs "
+                                            "never modified): 9 arrays for 5 is 1.8"))
         else:
             records.append(record(
                 f"train(), one SGD momentum step, d={n}: memory added vs w + buf + g", peak, "MB",

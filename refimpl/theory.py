@@ -146,6 +146,8 @@ def _check_epochs(lin: _Linear, steps_per_epoch):
 
 def _decay(a: EMA, n: int) -> float:
     """The EMA decay used after optimizer step ``n`` (from 1)."""
+    if a.start == "first" and n <= max(a.update_every, a.update_after_step + 1):
+        return 0.0  # the first update copies w
     if a.warmup is None:
         return a.decay
     if a.warmup == "timm":
@@ -228,8 +230,8 @@ def _switch_matrix(d: int, factor: float, reset: bool) -> np.ndarray:
 
 
 def _debias_factor(a: EMA | None, product: float) -> float:
-    """Reported average = factor * ema: 1 for "copy", 1 / (1 - P) for "zeros" (1 if P = 1)."""
-    if a is None or a.start == "copy" or product == 1.0:
+    """Reported average = factor * ema: 1 for "copy" and "first", 1 / (1 - P) for "zeros" (1 if P = 1)."""
+    if a is None or a.start != "zeros" or product == 1.0:
         return 1.0
     return 1.0 / (1.0 - product)
 
@@ -325,7 +327,7 @@ def moments(problem, optimizer, *, w0, steps: int, steps_per_epoch: int | None =
     debias = np.ones(steps + 1)
     mean[0, :, W] = w0
     mean[0, :, ONE] = 1.0
-    if lin.averager is not None and lin.averager.start == "copy":
+    if lin.averager is not None and lin.averager.start != "zeros":
         mean[0, :, EMA_ROW] = w0
     with np.errstate(over="ignore", invalid="ignore"):
         for n, (A, b, factor) in enumerate(_steps(lin, problem, steps, steps_per_epoch), 1):

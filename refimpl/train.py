@@ -15,7 +15,7 @@ calls, in the same order, so stepping by hand gives the same numbers bit for bit
 Inside the kernel an optimizer is its three layers, outermost first: an averager (none,
 EMA, SwitchEMA), a perturbation (none, SAM, StableSAM) and a base (SGD, Adam, FAME), each
 given as a kind code plus arrays of hyperparameters (``_loop_args``). The base state
-lives in the rows of one array (1 row for SGD, 2 for Adam, 4 for official FAME, 6 for
+lives in the rows of one array (1 row for SGD, 3 for Adam, 4 for official FAME, 6 for
 full FAME) plus a (6,) array of scalars; every row starts at zero, as ``init`` makes it.
 """
 
@@ -85,7 +85,8 @@ def base_kernel(kind, hp, flags, w, g, S, R, count, lr):
                    count == 0, flags[2])
         return 0
     if kind == BASE_ADAM:
-        adam_kernel(w, S[0], S[1], g, lr, hp[0], hp[1], hp[2], hp[3], flags[0] != 0, t)
+        adam_kernel(w, S[0], S[1], S[2], g, lr, hp[0], hp[1], hp[2], hp[3], flags[0] != 0, t,
+                    flags[1] != 0, flags[2])
         return 0
     if flags[0] == 0:
         fame_official_kernel(w, S[0], S[1], S[2], S[3], R[:3], g, lr, hp[0], hp[1], hp[2],
@@ -107,7 +108,7 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, l
     MLP's mini-batches (the other problems get a (0, d) Z and a (steps, 0) batches).
     ``warmup_hp`` = (gamma, power, min_decay, ratio); ``ema_ints`` = (update_every,
     zeros_start, update_after_step, warmup_steps, switch_every, switch_by_step,
-    switch_start, reset_on_switch). ``params`` / ``averages`` have steps + 1 rows when
+    switch_start, reset_on_switch, copy_until). ``params`` / ``averages`` have steps + 1 rows when
     recorded, else 0. Returns (steps completed, gradient evaluations, decay product,
     FAME guard count).
     """
@@ -122,11 +123,11 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, l
     # to hand back the last finite iterate if an update overflows (only when the record
     # is returned on divergence: keep_last_finite, i.e. on_divergence="stop")
     w_before = np.empty(d if keep_last_finite else 0)
-    # the base state rows: SGD's buffer, Adam's m and v, official FAME's 4, full FAME's 6
+    # the base state rows: SGD's buffer, Adam's m, v and v_max, official FAME's 4, full FAME's 6
     if base == BASE_SGD:
         rows = 1
     elif base == BASE_ADAM:
-        rows = 2
+        rows = 3
     elif base_flags[0] == 0:
         rows = 4
     else:
@@ -167,16 +168,18 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, l
             ascent_kernel(w, g, rho, sam_eps, ascent, e)
             add_into(w, e, w_adv)
             if problem == QUADRATIC:
-                quadratic_kernel(H, w_star, w_adv, g_adv)
+                loss_adv = quadratic_kernel(H, w_star, w_adv, g_adv)
             elif problem == NOISY_QUADRATIC:
-                noisy_quadratic_kernel(h, w_star, noise_scale, Z[t], w_adv, g_adv)
+                loss_adv = noisy_quadratic_kernel(h, w_star, noise_scale, Z[t], w_adv, g_adv)
             else:
-                mlp_loss_grad(net, w_adv, X, Y, batches[t], g_adv)
+                loss_adv = mlp_loss_grad(net, w_adv, X, Y, batches[t], g_adv)
             evals += 1
-            if not all_finite(g_adv):
+            # the loss at w + e is not used, but the step API's oracle check rejects a
+            # non-finite one: so does the loop, and both stop at the same step
+            if not (np.isfinite(loss_adv) and all_finite(g_adv)):
                 return t, evals, product, clipped
             if sam == STABLE_SAM:
-                stable_rescale_kernel(w, w_adv, g, g_adv, sam_eps, ascent == ADAPTIVE, g_descent)
+                stable_rescale_kernel(w, w_adv, g, g_adv, sam_eps, ascent >= ADAPTIVE, g_descent)
                 descent = g_descent
             else:
                 descent = g_adv
@@ -194,7 +197,8 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, l
         if average != NO_AVERAGE:
             if n % ema_ints[0] == 0:
                 rate = ema_decay_kernel(n, decay, warmup, ema_ints[2], warmup_hp[0],
-                                        warmup_hp[1], warmup_hp[2], warmup_hp[3], ema_ints[3])
+                                        warmup_hp[1], warmup_hp[2], warmup_hp[3], ema_ints[3],
+                                        ema_ints[8])
                 ema_update_kernel(ema, w, rate)
                 product = product * rate
             if average == AVERAGE_SEMA and switch_due(n, epoch, epoch_end, ema_ints[4],
@@ -295,7 +299,8 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
         kind, net = MLP_PROBLEM, np.array(problem.mlp.net)
         X, Y, batches = np.array(problem.X), np.array(problem.Y), problem.draw_noise(steps, seed)
 
-    base_kind = {SGD: BASE_SGD, Adam: BASE_ADAM, FAME: BASE_FAME}[type(base)]
+    base_kind = BASE_SGD if isinstance(base, SGD) else (BASE_ADAM if isinstance(base, Adam)
+                                                        else BASE_FAME)
     base_hp, base_flags = base._loop_args()
     lrs = base.lr.array(steps)
     sam_kind = NO_SAM if sam is None else (STABLE_SAM if isinstance(sam, StableSAM) else PLAIN_SAM)
@@ -306,7 +311,7 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
     w = w0.copy()
     if averager is None:
         average_kind, decay, warmup = NO_AVERAGE, 0.0, 0
-        warmup_hp, ema_ints, ema = np.zeros(4), np.zeros(8, dtype=np.int64), np.zeros(d)
+        warmup_hp, ema_ints, ema = np.zeros(4), np.zeros(9, dtype=np.int64), np.zeros(d)
     else:
         a = averager
         average_kind = AVERAGE_SEMA if isinstance(a, SwitchEMA) else AVERAGE_EMA
@@ -315,7 +320,7 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
         switch = (a.switch_every, a.switch_unit == "step", a.switch_start,
                   a.on_switch == "reset") if average_kind == AVERAGE_SEMA else (1, 0, 0, 0)
         ema_ints = np.array([a.update_every, a.start == "zeros", a.update_after_step,
-                             a.warmup_steps, *switch], dtype=np.int64)
+                             a.warmup_steps, *switch, a.copy_until()], dtype=np.int64)
         ema = a.init(w0).ema
 
     losses, grad_norms = np.zeros(steps), np.zeros(steps)

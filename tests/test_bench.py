@@ -169,7 +169,8 @@ def test_numpy_baseline_computes_the_kernels_update(name, seed):
     assert (case.rounding(64) == 0.0) == (name != "stable_sam")
 
 
-def _adam_square_first(w, m, v, g, lr, beta1, beta2, eps, weight_decay, maximize, t):
+def _adam_square_first(w, m, v, v_max, g, lr, beta1, beta2, eps, weight_decay, maximize, t,
+                       decoupled, amsgrad):
     m = beta1 * m + (1.0 - beta1) * g
     v = beta2 * v + (1.0 - beta2) * (g * g)  # rounds differently from ((1 - b2) g) g
     denom = np.sqrt(v) / math.sqrt(1.0 - beta2 ** t) + eps
@@ -317,7 +318,8 @@ def test_numpy_mlp_refuses_what_it_does_not_implement():
     with pytest.raises(ValueError, match="tanh"):
         bench.numpy_mlp_loss_grad(relu, w, np.array(problem.X), np.array(problem.Y))
     with pytest.raises(ValueError, match="benchmark's configuration"):
-        bench.numpy_adam(*CASES["adam"].make(4, np.random.default_rng(0))[:8], 0.1, False, 1.0)
+        bench.numpy_adam(*CASES["adam"].make(4, np.random.default_rng(0))[:9], 0.1, False, 1.0,
+                         False, 0)
 
 
 # ----------------------------------------------------------------- memory accounting
@@ -326,12 +328,13 @@ def test_numpy_mlp_refuses_what_it_does_not_implement():
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
 def test_memory_probe_counts_each_steps_arrays():
     """The arrays' bytes the peak is compared with: 8 d per (d,) array plus the small
-    response arrays (3 and 6 floats); 4 arrays for Adam.update, 3 (w, buf, g) for the loop."""
+    response arrays (3 and 6 floats); 5 arrays (w, m, v, v_max, g) for Adam, 3 (w, buf, g)
+    for the loop."""
     d = 1000
     rows = {row["name"]: row for row in bench.memory_probe(d)}
     expected = {"sgd": 3 * 8 * d, "ema": 2 * 8 * d, "stable_sam": 5 * 8 * d,
-                "adam": 4 * 8 * d, "fame": 6 * 8 * d + 24, "fame_full": 8 * 8 * d + 48,
-                "adam_update_api": 4 * 8 * d, "train_loop_sgd": 3 * 8 * d}
+                "adam": 5 * 8 * d, "fame": 6 * 8 * d + 24, "fame_full": 8 * 8 * d + 48,
+                "adam_update_api": 5 * 8 * d, "train_loop_sgd": 3 * 8 * d}
     assert {name: row["arrays"] for name, row in rows.items()} == expected
     assert all(isinstance(row["peak"], int) for row in rows.values())
 

@@ -42,7 +42,7 @@ def run(opt, w0, grad_fn, steps):
 
 
 def test_copy_start_first_steps_by_hand():
-    """start="copy" (torch AveragedModel / timm V3): ema_0 = w0, then the EMA recursion.
+    """start="copy" (timm V2, V3 without step=): ema_0 = w0, then the EMA recursion.
 
     SGD lr 0.25, g = (1, 2): w1 = (0.75, -1.5), w2 = (0.5, -2), w3 = (0.25, -2.5).
     decay 0.5: ema1 = .5*(1,-1) + .5*(.75,-1.5) = (0.875, -1.25)
@@ -76,6 +76,59 @@ def test_zeros_start_first_steps_by_hand():
     assert np.array_equal(s2.ema, [0.4375, -1.375])
     assert s2.decay_product == 0.25
     assert np.array_equal(opt.average(s2), [7 / 12, -11 / 6])
+
+
+def test_first_start_by_hand_torch_averaged_model():
+    """start="first" (torch AveragedModel's documented loop: update_parameters after every
+    optimizer step, the first call copies the model). Same run as above (decay 0.5):
+    before any step the average is w0; ema1 = w1 = (0.75, -1.5) (not a mix with w0);
+    ema2 = .5 w1 + .5 w2 = (0.625, -1.75); ema3 = .5 ema2 + .5 w3 = (0.4375, -2.125)."""
+    opt = EMA(SGD(lr=0.25), decay=0.5, start="first")
+    assert np.array_equal(opt.average(opt.init(W0)), W0)
+    steps = run(opt, W0, constant_oracle(), 3)
+    expected = [[0.75, -1.5], [0.625, -1.75], [0.4375, -2.125]]
+    for (_, s), e in zip(steps, expected):
+        assert np.array_equal(opt.average(s), e)
+    assert [opt.decay_at(n) for n in (1, 2, 3)] == [0.0, 0.5, 0.5]
+
+
+@given(decay=st.floats(0.0, 0.999), steps=st.integers(1, 12), seed=st.integers(0, 99))
+def test_first_start_is_copy_start_one_step_later(decay, steps, seed):
+    """start="first" after steps 1..n equals start="copy" begun at w1 (the iterate after
+    step 1) and fed w2..wn: the first update is a copy, then the same recursion. Bit for
+    bit, on the noisy quadratic's SGD iterates."""
+    from refimpl.problems.quadratic import NoisyQuadratic
+    problem = NoisyQuadratic(np.array([1.0, 0.5, 2.0]), batch_size=2)
+    noise = problem.draw_noise(steps, seed)
+    base = SGD(lr=0.1, momentum=0.5)
+    first = EMA(base, decay=decay, start="first")
+    w, state = np.array([1.0, -1.0, 0.5]), first.init(np.array([1.0, -1.0, 0.5]))
+    iterates = []
+    for t in range(steps):
+        w, state, _ = first.step(w, state, problem.grad_fn(noise[t]))
+        iterates.append(w)
+    ema = iterates[0].copy()
+    for x in iterates[1:]:
+        ema = decay * ema + (1.0 - decay) * x
+    assert np.array_equal(first.average(state), ema)
+
+
+def test_first_start_with_update_every_and_timm_update_after_step():
+    """The first update copies whatever step it falls on: update_every = 3 -> the update
+    after step 3 copies w3 (decay_at(3) = 0), later ones use the decay. timm ModelEmaV3
+    with step= and no warm-up: decay 0 while n <= update_after_step + 1, here 1..3 for
+    update_after_step = 2, then 0.9. With start="copy" update_after_step does nothing
+    without warm-up."""
+    every3 = EMA(SGD(lr=0.25), decay=0.5, start="first", update_every=3)
+    assert [every3.decay_at(n) for n in (3, 6)] == [0.0, 0.5]
+    steps = run(every3, W0, constant_oracle(), 6)
+    w3 = steps[2][0]
+    assert np.array_equal(every3.average(steps[1][1]), W0)  # no update yet
+    assert np.array_equal(every3.average(steps[2][1]), w3)
+    assert np.array_equal(every3.average(steps[5][1]), 0.5 * w3 + 0.5 * steps[5][0])
+    timm = EMA(SGD(), decay=0.9, start="first", update_after_step=2)
+    assert [timm.decay_at(n) for n in range(1, 6)] == [0.0, 0.0, 0.0, 0.9, 0.9]
+    assert EMA(SGD(), decay=0.9, update_after_step=2).decay_at(1) == 0.9
 
 
 def test_zeros_start_before_any_update_is_zero_vector():
@@ -359,7 +412,7 @@ def test_decay_at_in_range(config, n):
 # -- copies and immutability --------------------------------------------------------
 
 
-@pytest.mark.parametrize("start", ["copy", "zeros"])
+@pytest.mark.parametrize("start", ["copy", "zeros", "first"])
 def test_average_returns_a_copy(start):
     """Mutating the array returned by ``average`` changes neither the state nor later
     averages."""
@@ -374,7 +427,7 @@ def test_average_returns_a_copy(start):
     assert opt.average(s1) is not opt.average(s1)
 
 
-@pytest.mark.parametrize("start", ["copy", "zeros"])
+@pytest.mark.parametrize("start", ["copy", "zeros", "first"])
 def test_inputs_never_mutated(start):
     """step leaves w, every array of the old state, the oracle's gradient and the lr
     array untouched, and init does not alias w0."""
@@ -384,7 +437,7 @@ def test_inputs_never_mutated(start):
     w0 = W0.copy()
     state = opt.init(w0)
     w0[:] = 7.0  # init must not alias w0
-    assert np.array_equal(state.ema, W0 if start == "copy" else np.zeros(2))
+    assert np.array_equal(state.ema, np.zeros(2) if start == "zeros" else W0)
     g = G.copy()
     w = W0.copy()
     for _ in range(3):
@@ -426,7 +479,7 @@ def _assert_states_equal(a, b):
 
 
 @pytest.mark.parametrize("name", list(BASES))
-@pytest.mark.parametrize("start", ["copy", "zeros"])
+@pytest.mark.parametrize("start", ["copy", "zeros", "first"])
 def test_ema_over_each_optimizer(name, start):
     """EMA never feeds back into w: its iterates, step info and inner state equal the
     wrapped optimizer's bit for bit, and the buffer follows
@@ -436,11 +489,12 @@ def test_ema_over_each_optimizer(name, start):
     w0 = np.array([0.5, 0.25, -1.0])
     w_ref, s_ref = w0, inner.init(w0)
     w, state = w0, opt.init(w0)
-    ema = w0.copy() if start == "copy" else np.zeros(3)
-    for _ in range(6):
+    ema = np.zeros(3) if start == "zeros" else w0.copy()
+    for n in range(1, 7):
         w_ref, s_ref, info_ref = inner.step(w_ref, s_ref, PROBLEM.grad_fn())
         w, state, info = opt.step(w, state, PROBLEM.grad_fn())
-        ema = 0.75 * ema + (1.0 - 0.75) * w_ref
+        decay = 0.0 if (start == "first" and n == 1) else 0.75  # "first": step 1 copies
+        ema = decay * ema + (1.0 - decay) * w_ref
         assert np.array_equal(w, w_ref)
         assert info == info_ref
         _assert_states_equal(state.inner, s_ref)

@@ -19,13 +19,16 @@ ANY_VALUE = st.one_of(
     st.booleans(),
     st.sampled_from([None, "0.1", "pytorch", "official", "full", "exact", "adam", "normalized",
                      "adaptive", "unnormalized", "copy", "zeros", "timm", "linear", "exp",
-                     "constant", "epoch", "step", "keep", "reset", [0.1], np.float32(0.1),
+                     "constant", "epoch", "step", "keep", "reset", "first", "raw", "debiased",
+                     "adaptive_unnormalized", [0.1], np.float32(0.1),
                      np.array([0.1, 0.2]), np.array([0.1, np.nan])]),
 )
 
 FIELDS = {
     r.SGD: ["lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "convention"],
-    r.Adam: ["lr", "beta1", "beta2", "eps", "weight_decay", "maximize"],
+    r.Adam: ["lr", "beta1", "beta2", "eps", "weight_decay", "maximize", "decoupled_weight_decay",
+             "amsgrad", "amsgrad_max"],
+    r.AdamW: ["lr", "weight_decay", "decoupled_weight_decay", "amsgrad", "amsgrad_max"],
     r.FAME: ["lr", "beta1", "beta2", "beta3", "beta4", "beta5", "eps", "weight_decay", "maximize",
              "variant", "debias"],
 }

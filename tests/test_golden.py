@@ -70,7 +70,7 @@ class NumpyStepper:
         self.n = self.epoch = 0
         av = case.average
         if av is not None:
-            self.ema = self.w.copy() if av["start"] == "copy" else np.zeros_like(self.w)
+            self.ema = np.zeros_like(self.w) if av["start"] == "zeros" else self.w.copy()
             self.prod = 1.0
 
     def _a(self, x):
@@ -80,6 +80,7 @@ class NumpyStepper:
         self.buf = np.zeros_like(self.w)
         self.m = np.zeros_like(self.w)
         self.v = np.zeros_like(self.w)
+        self.v_max = np.zeros_like(self.w)
         self.count = 0
 
     def _grad(self, grad_fn, w):
@@ -91,9 +92,14 @@ class NumpyStepper:
     def _base(self, w, g, lr):
         b, s, bug = self.case.base, self.dt, self.bug
         wd = s(b["weight_decay"])
+        decoupled = b.get("decoupled_weight_decay", False)
+        if bug == "coupled_wd":
+            decoupled = False
         if b["maximize"] and bug != "maximize_after_wd":
             g = -g
-        if wd != 0 and bug != "decoupled_wd":
+        if wd != 0 and decoupled:
+            w = w * (s(1) - lr * wd)  # AdamW, before the moments
+        elif wd != 0 and bug != "decoupled_wd":
             g = g + wd * w
         if b["maximize"] and bug == "maximize_after_wd":
             g = -g
@@ -120,7 +126,18 @@ class NumpyStepper:
             self.m = self.m + (s(1) - b1) * (g - self.m)  # lerp, as torch.optim.Adam
             self.v = b2 * self.v + (s(1) - b2) * g * g
             c1, c2 = s(1) - b1 ** t, s(1) - b2 ** t
-            if bug == "eps_in_sqrt":
+            amsgrad = b.get("amsgrad")
+            if bug == "no_amsgrad":
+                amsgrad = None
+            elif bug == "other_amsgrad_max" and amsgrad is not None:
+                amsgrad = {"raw": "debiased", "debiased": "raw"}[amsgrad]
+            if amsgrad == "raw":
+                self.v_max = np.maximum(self.v_max, self.v)
+                denom = np.sqrt(self.v_max) / np.sqrt(c2) + eps
+            elif amsgrad == "debiased":
+                self.v_max = np.maximum(self.v_max, self.v / c2)
+                denom = np.sqrt(self.v_max) + eps
+            elif bug == "eps_in_sqrt":
                 denom = np.sqrt(self.v / c2 + eps)
             else:
                 denom = np.sqrt(self.v) / np.sqrt(c2) + eps
@@ -133,10 +150,15 @@ class NumpyStepper:
     def _ascent(self, sam, w, g):
         s = self.dt
         rho, eps = s(sam["rho"]), s(sam["eps"])
-        if sam["ascent"] == "unnormalized":
+        ascent = sam["ascent"]
+        if ascent == "adaptive_unnormalized" and self.bug == "normalized_adaptive":
+            ascent = "adaptive"
+        if ascent == "unnormalized":
             return rho * g
-        weighted = np.abs(w) * g if sam["ascent"] == "adaptive" else g
-        direction = w * w * g if sam["ascent"] == "adaptive" else g
+        if ascent == "adaptive_unnormalized":
+            return rho * (w * w * g)
+        weighted = np.abs(w) * g if ascent == "adaptive" else g
+        direction = w * w * g if ascent == "adaptive" else g
         if self.bug == "no_eps":  # optax's normalize: no eps and no 0/0 guard
             return direction * (rho / self._norm(weighted))
         denom = self._norm(weighted) + eps
@@ -145,6 +167,11 @@ class NumpyStepper:
     def _decay(self, n):
         av = self.case.average
         decay = av["decay"]
+        if av["start"] == "first" and self.bug != "first_as_copy":
+            last = (1 if self.bug == "first_ignores_update_after_step"
+                    else max(av["update_every"], av["update_after_step"] + 1))
+            if n <= last:
+                return 0.0
         if av["warmup"] is None:
             return decay
         if av["warmup"] == "timm":
@@ -176,7 +203,7 @@ class NumpyStepper:
             g_adv = self._grad(grad_fn, w_adv)
             if sam["kind"] == "stable_sam" and self.bug != "no_rescale":
                 eps = s(sam["eps"])
-                if sam["ascent"] == "adaptive":
+                if sam["ascent"].startswith("adaptive"):
                     num, den = self._norm(np.abs(w) * g), self._norm(np.abs(w_adv) * g_adv) + eps
                 else:
                     num, den = self._norm(g), self._norm(g_adv) + eps
@@ -194,7 +221,7 @@ class NumpyStepper:
             decay = self._decay(self.n)
             self.ema = self.ema + (s(1) - s(decay)) * (self.w - self.ema)  # lerp form
             self.prod *= decay
-        average = self.ema if (av["start"] == "copy" or self.prod == 1.0) else self.ema / s(1 - self.prod)
+        average = self.ema if (av["start"] != "zeros" or self.prod == 1.0) else self.ema / s(1 - self.prod)
         if av.kind == "switch_ema" and self.bug != "no_switch" and self._switch_due(inputs):
             self.w = average.copy()
             if av["on_switch"] == "reset":
@@ -236,7 +263,7 @@ def test_refimpl_passes_every_shipped_case_through_the_plugin_protocol():
     """The public protocol with refimpl's own adapter (a MODULE:FACTORY string)."""
     report = golden.check(golden.VECTORS, "refimpl.golden.adapter:make")
     assert report.format_errors == []
-    assert report.count("pass") == 97 and report.count("fail") == 0 and report.count("skip") == 0
+    assert report.count("pass") == 111 and report.count("fail") == 0 and report.count("skip") == 0
     assert report.ok
 
 
@@ -284,7 +311,7 @@ def test_expected_values_equal_the_jitted_training_loop(shipped):
         if case.average is not None:
             assert np.array_equal(rec.averages[1:n + 1], case.average_expected), case.id
         checked += 1
-    assert checked == 68
+    assert checked == 77
 
 
 def test_spec_witness_values(shipped):
@@ -372,7 +399,7 @@ def exact_run(case):
     buf = [F(0)] * len(w)
     count = n = epoch = 0
     if av is not None:
-        ema = list(w) if av["start"] == "copy" else [F(0)] * len(w)
+        ema = [F(0)] * len(w) if av["start"] == "zeros" else list(w)
         prod = F(1)
     mu, damp, wd = F(b["momentum"]), F(b["dampening"]), F(b["weight_decay"])
     out = []
@@ -408,9 +435,12 @@ def exact_run(case):
                     decay = ratio * decay
                 elif av["warmup"] == "linear" and i <= T:
                     decay = (1 - (1 - F(i, T)) * (1 - ratio)) * decay
+                if av["start"] == "first" and n <= max(av["update_every"],
+                                                       av["update_after_step"] + 1):
+                    decay = F(0)  # the first update copies w
                 ema = [decay * e + (1 - decay) * wi for e, wi in zip(ema, w)]
                 prod *= decay
-            average = ema if (av["start"] == "copy" or prod == 1) else [e / (1 - prod) for e in ema]
+            average = ema if (av["start"] != "zeros" or prod == 1) else [e / (1 - prod) for e in ema]
             if av.kind == "switch_ema" and _due(av, n, epoch, step["epoch_end"]):
                 w = list(average)
                 if av["on_switch"] == "reset":
@@ -461,7 +491,7 @@ def test_the_bound_contains_the_exact_rational_result(shipped):
                 err = np.abs(got - frac(w))
                 assert np.all(err <= E[k]["E_params"][0] * (1 + 1e-9)), (case.id, k + 1)
         n_cases += 1
-    assert n_cases == 35
+    assert n_cases == 39
 
 
 # -- teeth: a third implementation passes, its wrong variants fail where they should -----------------
@@ -473,7 +503,7 @@ def test_a_numpy_implementation_passes_in_both_precisions():
     (it overflows at the expected step)."""
     report = golden.check(golden.VECTORS, numpy_impl)
     assert report.count("fail") == 0, report.text()
-    assert report.count("pass") == 83 and report.count("skip") == 14
+    assert report.count("pass") == 97 and report.count("skip") == 14
 
 
 def first_lr_change(case):
@@ -502,6 +532,20 @@ TEETH = [
     ("switch_ema/steps", "no_switch", 6, "every 6 steps"),
     ("switch_ema/reset", "no_switch", 5, "first epoch end"),
     ("ema/constant-warmup", "warmup_off_by_one", 7, "i = n - 1 <= 6 warms steps 1..7, i = n only 1..6"),
+    ("adam/adamw", "coupled_wd", 1, "Adam's coupled L2 instead of AdamW"),
+    ("adam/adamw-schedule-maximize", "coupled_wd", 1, "coupled L2 under maximize"),
+    ("adam/adamw-amsgrad-debiased", "coupled_wd", 1, "coupled L2"),
+    ("adam/amsgrad-raw", "no_amsgrad", 2, "v falls at step 2 (g from (4, -2) to (0.5, 0.25))"),
+    ("adam/amsgrad-raw", "other_amsgrad_max", 2, "optax's debiased maximum keeps 2 v1, torch's v1 / 0.75"),
+    ("adam/amsgrad-debiased", "other_amsgrad_max", 2, "torch's raw maximum"),
+    ("adam/amsgrad-debiased", "no_amsgrad", 2, "plain Adam"),
+    ("sam/adaptive-unnormalized-sgd", "normalized_adaptive", 1, "ASAM's normalized form"),
+    ("stable_sam/adaptive-unnormalized-sgd", "normalized_adaptive", 1, "ASAM's normalized form"),
+    ("ema/first", "first_as_copy", 1, "step 1 mixes w0 into the average"),
+    ("ema/first-update-every-3", "first_as_copy", 3, "the first update is after step 3"),
+    ("ema/first-update-after-step-2", "first_ignores_update_after_step", 2,
+     "timm's V3 copies after steps 1..3, not only step 1"),
+    ("switch_ema/first-steps", "first_as_copy", 1, "the average after step 1"),
 ]
 
 
@@ -609,7 +653,7 @@ def test_one_broken_case_does_not_stop_the_others(shipped):
         return adapter.make(case)
     report = golden.check(golden.VECTORS, factory)
     fails = [x.case_id for x in report.results if x.status == "fail"]
-    assert fails == ["ema/copy"] and report.count("pass") == 96
+    assert fails == ["ema/copy"] and report.count("pass") == 110
     assert "the factory raised RuntimeError: boom" in report.text()
 
 
@@ -802,7 +846,7 @@ def test_shipped_files_validate_against_the_schema_with_jsonschema_if_installed(
 
 def test_cli_check_list_and_usage_errors(capsys):
     assert main(["golden", "check"]) == 0
-    assert capsys.readouterr().out.strip().endswith("golden: 97 passed, 0 failed, 0 skipped")
+    assert capsys.readouterr().out.strip().endswith("golden: 111 passed, 0 failed, 0 skipped")
     assert main(["golden", "check", "--impl", "tests.test_golden:wrong_keras",
                  "-k", "sgd/witness-*"]) == 1
     out = capsys.readouterr().out
@@ -813,8 +857,8 @@ def test_cli_check_list_and_usage_errors(capsys):
     assert main(["golden", "check", "-k", "no/such-case"]) == 2
     assert main(["golden", "list"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last == ("adam 10, divergence 2, ema 13, fame 13, mlp 5, sam 13, sgd 19, "
-                    "stable_sam 12, switch_ema 10; 97 cases")
+    assert last == ("adam 18, divergence 2, ema 16, fame 13, mlp 5, sam 14, sgd 19, "
+                    "stable_sam 13, switch_ema 11; 111 cases")
 
 
 def test_format_md_matches_the_vectors(shipped):

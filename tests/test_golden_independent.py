@@ -17,8 +17,8 @@ CHECKER = GOLDEN / "examples" / "independent_checker.py"
 
 # Cases the independent checker implements (all pass) and skips, per family.
 EXPECTED_PASS = {
-    "adam": 10, "divergence": 2, "ema": 13, "fame": 13, "mlp": 5,
-    "sam": 13, "sgd": 19, "stable_sam": 12, "switch_ema": 10,
+    "adam": 18, "divergence": 2, "ema": 16, "fame": 13, "mlp": 5,
+    "sam": 14, "sgd": 19, "stable_sam": 13, "switch_ema": 11,
 }
 EXPECTED_SKIPPED = 0
 
@@ -56,3 +56,17 @@ def test_independent_checker_is_not_vacuous(tmp_path):
     assert [r.case_id for r in failed] == [data["cases"][0]["id"]]
     assert failed[0].message.startswith("step 5: params")
     assert checker.main([str(tmp_path)]) == 1
+
+
+def test_independent_checker_refuses_an_unknown_optional_field(tmp_path):
+    """FORMAT.md section 10: a reader never ignores a field it does not know. An Adam
+    case with an invented field is malformed (not silently run as plain Adam), and the
+    other cases of the file are still checked."""
+    checker = load_checker()
+    data = json.loads((VECTORS / "adam.json").read_text())
+    data["cases"][0]["optimizer"]["base"]["nadam"] = True
+    (tmp_path / "adam.json").write_text(json.dumps(data))
+    results = checker.check([str(tmp_path)])
+    bad = [r for r in results if r.status == "malformed"]
+    assert [r.case_id for r in bad] == [data["cases"][0]["id"]] and "nadam" in bad[0].message
+    assert sum(r.status == "pass" for r in results) == len(data["cases"]) - 1

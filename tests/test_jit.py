@@ -108,13 +108,14 @@ def _train(rng):
     base = int(rng.integers(3))
     base_hp = {0: np.array([0.9, 0.0, 0.01]), 1: np.array([0.9, 0.999, 1e-8, 0.0]),
                2: np.array([0.9, 0.999, 0.5, 0.5, 0.5, 1e-8, 0.0])}[base]
-    base_flags = {0: np.array([1, 0, 0]), 1: np.array([0]), 2: np.array([int(rng.integers(2)), 0, 1, int(rng.integers(2))])}[base]
+    base_flags = {0: np.array([1, 0, 0]), 1: np.array([0, int(rng.integers(2)), int(rng.integers(3))]), 2: np.array([int(rng.integers(2)), 0, 1, int(rng.integers(2))])}[base]
     return (problem, H, _pos(rng)[:d], rng.standard_normal(d), _pos(rng)[:d],
             rng.standard_normal((steps, d)), net, X, Y, batches, rng.standard_normal(d),
             np.full(steps, 0.01), 5,
             base, base_hp, base_flags.astype(np.int64), int(rng.integers(3)), 0.05, 1e-12,
-            int(rng.integers(3)), int(rng.integers(3)), 0.9, int(rng.integers(5)),
-            np.array([1.0, 2 / 3, 0.0, 0.9]), np.array([1, int(rng.integers(2)), 0, 4, 2, 0, 0, 1]),
+            int(rng.integers(4)), int(rng.integers(3)), 0.9, int(rng.integers(5)),
+            np.array([1.0, 2 / 3, 0.0, 0.9]),
+            np.array([1, int(rng.integers(2)), 0, 4, 2, 0, 0, 1, int(rng.integers(3))]),
             rng.standard_normal(d), np.zeros(steps), np.zeros(steps), np.zeros((steps + 1, d)),
             np.zeros((steps + 1, d)), bool(rng.integers(2)))
 
@@ -125,8 +126,16 @@ CASES = {
     "refimpl._kernels.add_into": lambda rng: (_vec(rng), _vec(rng), np.empty(D)),
     "refimpl._kernels.all_finite": lambda rng: (np.where(rng.random(D) < 0.2, np.inf, _vec(rng)),),
     "refimpl.optimizers.adam.adam_kernel": lambda rng: (
+        _vec(rng), _vec(rng), _pos(rng), _pos(rng), _vec(rng), float(rng.uniform(0, 0.1)), 0.9,
+        0.999, 1e-8, float(rng.uniform(0, 0.1)), bool(rng.integers(2)), float(rng.integers(1, 100)),
+        bool(rng.integers(2)), int(rng.integers(3))),
+    "refimpl.optimizers.adam.adam_step_kernel": lambda rng: (
         _vec(rng), _vec(rng), _pos(rng), _vec(rng), float(rng.uniform(0, 0.1)), 0.9, 0.999, 1e-8,
         float(rng.uniform(0, 0.1)), bool(rng.integers(2)), float(rng.integers(1, 100))),
+    "refimpl.optimizers.adam.amsgrad_step_kernel": lambda rng: (
+        _vec(rng), _vec(rng), _pos(rng), _pos(rng), _vec(rng), float(rng.uniform(0, 0.1)), 0.9,
+        0.999, 1e-8, float(rng.uniform(0, 0.1)), bool(rng.integers(2)), float(rng.integers(1, 100)),
+        bool(rng.integers(2))),
     "refimpl.filters.ema_step": lambda rng: tuple(float(x) for x in rng.standard_normal(2)) + (float(rng.uniform(0, 1)),),
     "refimpl.filters.dema_combine": lambda rng: tuple(float(x) for x in rng.standard_normal(2)),
     "refimpl.filters.tema_combine": lambda rng: tuple(float(x) for x in rng.standard_normal(3)),
@@ -138,7 +147,7 @@ CASES = {
     "refimpl.optimizers.sgd.sgd_kernel": _sgd,
     "refimpl.optimizers.sam.ascent_kernel": lambda rng: (
         _vec(rng), _vec(rng), float(rng.uniform(0, 1)), float(rng.choice([0.0, 1e-12])),
-        int(rng.integers(3)), np.empty(D)),
+        int(rng.integers(4)), np.empty(D)),
     "refimpl.optimizers.sam.stable_rescale_kernel": lambda rng: (
         _vec(rng), _vec(rng), _vec(rng), _vec(rng), float(rng.choice([0.0, 1e-12])),
         bool(rng.integers(2)), np.empty(D)),
@@ -147,7 +156,7 @@ CASES = {
     "refimpl.optimizers.ema.ema_decay_kernel": lambda rng: (
         int(rng.integers(1, 40)), float(rng.uniform(0, 1)), int(rng.integers(5)), int(rng.integers(0, 5)),
         float(rng.uniform(0.5, 2)), float(rng.uniform(0.3, 1)), 0.0, float(rng.uniform(0.1, 1)),
-        int(rng.integers(1, 30))),
+        int(rng.integers(1, 30)), int(rng.integers(0, 4))),
     "refimpl.optimizers.ema.switch_due": lambda rng: (
         int(rng.integers(1, 40)), int(rng.integers(0, 10)), bool(rng.integers(2)), int(rng.integers(1, 4)),
         bool(rng.integers(2)), int(rng.integers(0, 4)), bool(rng.integers(2)), int(rng.integers(1, 4))),

@@ -18,6 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from refimpl.optimizers import EMA, FAME, SAM, SGD, Adam, SAMState, StableSAM
+from refimpl.optimizers.sam import ASCENTS
 from refimpl.problems import NoisyQuadratic, Quadratic
 from tests.conftest import vectors
 
@@ -150,7 +151,7 @@ def test_base_step_is_taken_at_w_not_at_w_plus_e():
                                        lambda: Adam(lr=0.01, weight_decay=0.1),
                                        lambda: FAME(lr=0.01, beta3=0.3, beta4=0.7),
                                        lambda: FAME(lr=0.01, variant="full")])
-@pytest.mark.parametrize("ascent", ["normalized", "unnormalized", "adaptive"])
+@pytest.mark.parametrize("ascent", list(ASCENTS))
 def test_sam_is_base_update_at_w_with_adversarial_gradient(make_base, ascent):
     """For SGD, Adam and FAME, over several steps: SAM's step == base.update(w, inner,
     g(calls[1])) bit for bit, i.e. the base sees exactly the gradient at the second
@@ -217,6 +218,35 @@ def test_adaptive_ascent_by_hand_davda54_form():
     assert np.array_equal(w_new, [-5.5, -7.0])
 
 
+def test_adaptive_unnormalized_ascent_by_hand_authors_usam_form():
+    """The StableSAM authors' adaptive USAM (usam.py, adaptive=True): e = rho w^2 g, no
+    normalization. w=(-1,2), g(w)=2w+(5,-2)=(3,2), rho=0.5: e = 0.5 (3, 8) = (1.5, 4);
+    w+e=(0.5,6); g_adv=(1+5, 12-2)=(6,10); lr=0.5: w_new=(-1-3, 2-5)=(-4,-3). eps plays
+    no part (10 changes nothing); the normalized "adaptive" ascent would be
+    0.5 (3, 8) / 5 = (0.3, 0.8)."""
+    for eps in (0.0, 1e-12, 10.0):
+        calls = []
+        w_new, _, _ = one_step(SAM(SGD(lr=0.5), rho=0.5, ascent="adaptive_unnormalized",
+                                   eps=eps), [-1.0, 2.0], affine_oracle(2.0, [5.0, -2.0], calls))
+        assert np.array_equal(calls[1] - calls[0], [1.5, 4.0])
+        assert np.array_equal(w_new, [-4.0, -3.0])
+
+
+@given(signs=st.lists(st.sampled_from([-1.0, 1.0]), min_size=1, max_size=6),
+       b=st.floats(-5.0, 5.0), rho=st.floats(0.0, 2.0), which=st.integers(0, 2))
+def test_adaptive_unnormalized_with_unit_weights_is_usam(signs, b, rho, which):
+    """Where every |w_i| = 1, w^2 g = g exactly, so the adaptive USAM step is USAM's bit
+    for bit (the ascent, the point w + e and the base's update)."""
+    w = np.array(signs)
+    runs = []
+    for ascent in ("adaptive_unnormalized", "unnormalized"):
+        calls = []
+        w_new, state, _ = one_step(SAM(bases()[which], rho=rho, ascent=ascent), w,
+                                   affine_oracle(1.5, b, calls))
+        runs.append((calls[1], w_new))
+    assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
+
+
 def test_adaptive_ascent_differs_from_other_asam_variants():
     """Peers' ASAM variants give other e on the case above (w=(-1,2), g=(3,2), rho=5):
     |w| g / || |w| g || (T=|w| once) -> (3,4); w|w| g (sign-keeping) -> (-3,8);
@@ -257,7 +287,7 @@ def _exact_norm(terms) -> Fraction:
 @example(w=np.array([1e-300]), b=0.0, rho=2.220446049250313e-16)  # fuzz: rho * g subnormal
 @example(w=np.array([0.0]), b=1e-300, rho=9.66e-168)  # fuzz: (rho * g) underflows
 def test_ascent_matches_formulas(w, b, rho):
-    """All three ascents against their formulas on random points (oracle g = w + b),
+    """All four ascents against their formulas on random points (oracle g = w + b),
     evaluated in exact rational arithmetic (the norm rounded once) and rounded once to
     float64, so the reference itself never underflows: NumPy's ``(rho * g) / n`` did,
     when ``rho * g`` is subnormal. Tolerance: a few ulps times the size of e (the
@@ -268,7 +298,7 @@ def test_ascent_matches_formulas(w, b, rho):
     R, eps = Fraction(rho), Fraction(1e-12)
     W = [Fraction(float(x)) for x in w]
     G = [Fraction(float(x)) for x in g]
-    for ascent in ("normalized", "unnormalized", "adaptive"):
+    for ascent in ASCENTS:
         calls = []
         one_step(SAM(SGD(lr=0.1), rho=rho, ascent=ascent, eps=1e-12), w,
                  affine_oracle(1.0, b, calls))
@@ -278,6 +308,8 @@ def test_ascent_matches_formulas(w, b, rho):
             exact = [R * gi / n for gi in G]
         elif ascent == "unnormalized":
             exact = [R * gi for gi in G]
+        elif ascent == "adaptive_unnormalized":
+            exact = [R * wi * wi * gi for wi, gi in zip(W, G)]
         else:
             n = _exact_norm([abs(wi) * gi for wi, gi in zip(W, G)]) + eps
             exact = [R * wi * wi * gi / n for wi, gi in zip(W, G)]
@@ -291,7 +323,7 @@ def test_ascent_matches_formulas(w, b, rho):
 
 
 @given(w0=vectors(d_min=1, d_max=5, lo=-5.0, hi=5.0),
-       ascent=st.sampled_from(["normalized", "unnormalized", "adaptive"]),
+       ascent=st.sampled_from(list(ASCENTS)),
        which=st.integers(0, 2))
 def test_rho_zero_gives_the_base_iterates_bitwise(w0, ascent, which):
     """rho = 0: e = 0 exactly, so SAM(base) runs the base's iterates bit for bit, still
@@ -320,7 +352,7 @@ def test_weight_decay_is_applied_by_the_base_at_w():
     assert np.array_equal(w_new, [-3.75, -4.5])
 
 
-@pytest.mark.parametrize("ascent", ["normalized", "unnormalized", "adaptive"])
+@pytest.mark.parametrize("ascent", list(ASCENTS))
 @pytest.mark.parametrize("eps", [1e-12, 0.0])
 def test_zero_gradient_gives_zero_ascent_and_no_nan(ascent, eps):
     """g = 0: e = 0 (with eps = 0 the denominator is 0; optax's SAM would give 0/0 = NaN,
@@ -469,7 +501,7 @@ def test_hyperparameters_are_frozen():
 
 
 @pytest.mark.parametrize("cls", [SAM, StableSAM])
-@pytest.mark.parametrize("ascent", ["normalized", "unnormalized", "adaptive"])
+@pytest.mark.parametrize("ascent", list(ASCENTS))
 def test_inputs_are_never_mutated(cls, ascent):
     """w, the state's arrays (made read-only: any write would raise) and the gradients
     the oracle returned are unchanged after several steps."""

@@ -27,7 +27,7 @@ from refimpl.optimizers import EMA, FAME, SAM, SGD, Adam, StableSAM
 from tests.conftest import finite_floats, vectors
 
 EPS = np.finfo(np.float64).eps
-ASCENTS = ["normalized", "unnormalized", "adaptive"]
+ASCENTS = ["normalized", "unnormalized", "adaptive", "adaptive_unnormalized"]
 
 
 class RecordingSGD(SGD):
@@ -168,7 +168,7 @@ def test_rescale_formula_with_default_eps(w, seed, rho, ascent):
     of operations."""
     g, g_adv, g_ssam, w_adv, _ = descent(StableSAM, w, random_oracle("quadratic", w.shape[0], seed),
                                          rho=rho, ascent=ascent)
-    if ascent == "adaptive":
+    if ascent.startswith("adaptive"):
         num, den = weighted_l2_norm(w, g), weighted_l2_norm(w_adv, g_adv) + 1e-12
     else:
         num, den = l2_norm(g), l2_norm(g_adv) + 1e-12
@@ -260,6 +260,22 @@ def test_ssam_1d_adaptive_is_not_gradient_descent_denominator_at_w_plus_e():
         np.array([1.0]), StableSAM(SGD(lr=0.5)).init(np.array([1.0])), affine_oracle(2.0, 0.0))
     assert np.array_equal(w_new, [0.5])
     assert not np.array_equal(w_new, [0.0])
+
+
+def test_adaptive_unnormalized_by_hand_authors_usam_stable():
+    """The authors' USAM(adaptive=True, stable=True): e = rho w^2 g, then the descent
+    gradient is scaled by || |w| g || / (|| |w + e| g_adv || + eps). f = w^2 (g = 2w),
+    w = 1, rho = 0.5, eps = 0: e = 0.5 * 1 * 2 = 1, w + e = 2, g_adv = 4,
+    scale = (1 * 2) / (2 * 4) = 1/4, g_ssam = 1; SGD lr = 0.5: w_new = 0.5 exactly.
+    The normalized "adaptive" ascent has e = 0.5 instead: w + e = 1.5, g_adv = 3,
+    scale = 2 / 4.5, g_ssam = 4/3 and w_new = 1/3."""
+    got = {}
+    for ascent in ("adaptive_unnormalized", "adaptive"):
+        opt = StableSAM(SGD(lr=0.5), rho=0.5, ascent=ascent, eps=0.0)
+        got[ascent] = opt.step(np.array([1.0]), opt.init(np.array([1.0])),
+                               affine_oracle(2.0, 0.0))[0][0]
+    assert got["adaptive_unnormalized"] == 0.5
+    assert got["adaptive"] == pytest.approx(1 / 3, rel=4 * EPS)
 
 
 # ---------------------------------------------------------------- conventions

@@ -35,8 +35,11 @@ def build(case, **overrides):
                     weight_decay=b["weight_decay"], nesterov=b["nesterov"],
                     maximize=b["maximize"], convention=b["convention"])
     elif b["kind"] == "adam":
+        amsgrad = b.get("amsgrad")  # optional fields (FORMAT.md 4.2): absent = off
         opt = r.Adam(lr=lr, beta1=b["beta1"], beta2=b["beta2"], eps=b["eps"],
-                     weight_decay=b["weight_decay"], maximize=b["maximize"])
+                     weight_decay=b["weight_decay"], maximize=b["maximize"],
+                     decoupled_weight_decay=b.get("decoupled_weight_decay", False),
+                     amsgrad=amsgrad is not None, amsgrad_max=amsgrad or "raw")
     else:
         opt = r.FAME(lr=lr, beta1=b["beta1"], beta2=b["beta2"], beta3=b["beta3"],
                      beta4=b["beta4"], beta5=b["beta5"], eps=b["eps"],

@@ -81,6 +81,23 @@ NOTES = {
                              "update it is the zero vector. start = 'copy' (torch "
                              "AveragedModel, timm) sets ema = w0 before step 1.",
     "ema_update_every": "The EMA is updated only after steps n with n % update_every == 0.",
+    "ema_first_update": "start = 'first' (torch AveragedModel used as documented, timm "
+                        "ModelEmaV3 given step=): ema = w0 before step 1, and the decay is 0 "
+                        "after every step n <= max(update_every, update_after_step + 1), so "
+                        "the first update copies w. Mixing w0 into the first update (start "
+                        "'copy') fails at the first update.",
+    "amsgrad_max": "AMSGrad keeps a running maximum of the second moment: torch (and the FAME "
+                   "authors' code) of the RAW v, divided by the current 1 - beta2^t; optax of "
+                   "the DEBIASED v / (1 - beta2^t). They agree while v / (1 - beta2^t) does "
+                   "not fall; on these cases it falls, and the wrong form fails within a few "
+                   "steps (as does plain Adam).",
+    "decoupled_weight_decay": "AdamW: w = w * (1 - lr * weight_decay) BEFORE the moments, with "
+                              "the step's own rate and not negated by maximize; the decay "
+                              "never enters m or v. Coupled L2 (g + wd w) fails at step 1.",
+    "adaptive_unnormalized_ascent": "The StableSAM authors' adaptive USAM: e = rho * w * w * g, "
+                                    "not normalized (ASAM's normalized form divides by "
+                                    "|| |w| g || + eps and fails at step 1); StableSAM's norms "
+                                    "are the adaptive ones, || |w| g || and || |w + e| g_adv ||.",
     "warmup_boundary": "The decay warm-up ends inside the run. An off-by-one in the warm-up's "
                        "step index (openmixup's i = n - 1, timm's n - update_after_step - 1) "
                        "fails at the first step whose decay differs.",
@@ -107,13 +124,14 @@ NOTES = {
 FAMILIES = {
     "sgd": "SGD with momentum, dampening, Nesterov, weight decay, maximize and per-step "
            "learning rates, in the PyTorch, optax and Keras conventions.",
-    "adam": "Adam with coupled L2 weight decay (torch.optim.Adam's order of operations).",
+    "adam": "Adam in torch.optim.Adam's order of operations: coupled L2 or decoupled (AdamW) "
+            "weight decay, and AMSGrad with torch's or optax's maximum.",
     "fame": "FAME (triple-EMA Adam): the authors' 'official' variant and the five-decay "
             "'full' reconstruction, with both debiasing rules and both v guards.",
-    "sam": "SAM, USAM and ASAM over SGD, Adam and FAME.",
-    "stable_sam": "StableSAM (renormalized SAM) with its three ascent forms.",
-    "ema": "Model EMA: copy and zero starts, update_every, and the timm and openmixup "
-           "decay warm-ups.",
+    "sam": "SAM, USAM, ASAM and adaptive USAM over SGD, Adam and FAME.",
+    "stable_sam": "StableSAM (renormalized SAM) with its four ascent forms.",
+    "ema": "Model EMA: copy, zero and first-update starts, update_every, and the timm and "
+           "openmixup decay warm-ups.",
     "switch_ema": "Switch EMA (SEMA): switches per epoch or per step, switch_start, "
                   "keep or reset the optimizer state.",
     "mlp": "A 2-4-1 tanh network (mean squared error) on 16 teacher-student examples, "
@@ -131,9 +149,17 @@ def sgd(momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=
                 nesterov=nesterov, maximize=maximize, convention=convention)
 
 
-def adam(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False):
-    return dict(kind="adam", beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                maximize=maximize)
+def adam(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False,
+         decoupled_weight_decay=False, amsgrad=None):
+    """The optional fields (FORMAT.md 4.2) are written only when they are not off, so
+    that the cases written before they existed keep their exact form."""
+    out = dict(kind="adam", beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+               maximize=maximize)
+    if decoupled_weight_decay:
+        out["decoupled_weight_decay"] = True
+    if amsgrad is not None:
+        out["amsgrad"] = amsgrad
+    return out
 
 
 def fame(variant="official", beta1=0.9, beta2=0.999, beta3=0.5, beta4=0.5, beta5=0.5,
@@ -350,6 +376,41 @@ def _adam_cases():
     out.append(CaseSpec("adam/nqm", "Adam on the noisy quadratic model.", [], opt(adam()), p,
                         W0_3, [0.05] * T, step_data=data))
     out += [to_float32(out[i]) for i in (0, 1, 4)]
+    # added with AMSGrad and AdamW: a gradient that spikes and then falls, so that v falls
+    # and the two AMSGrad maxima (raw, debiased) part from Adam and from each other
+    spike = replay([[4.0, -2.0], [0.5, 0.25], [0.25, -0.5], [0.125, 0.25], [1.0, 0.5],
+                    [0.0, 0.0], [0.25, 0.125], [0.5, -0.25], [0.0625, 0.5], [0.25, 0.25]])
+    new = [
+        CaseSpec("adam/amsgrad-raw", "AMSGrad as torch.optim.Adam(amsgrad=True) and the FAME "
+                 "authors' code compute it: the running maximum of the RAW v, divided by the "
+                 "current bias correction (betas 0.9, 0.5; the gradient falls after a spike).",
+                 ["amsgrad_max"], opt(adam(beta2=0.5, amsgrad="raw")), spike[0], [1.0, -1.0],
+                 [0.1] * 10, step_data=spike[1]),
+        CaseSpec("adam/amsgrad-debiased", "AMSGrad as optax.amsgrad computes it: the running "
+                 "maximum of the DEBIASED v / (1 - beta2^t) (same gradients as "
+                 "adam/amsgrad-raw).", ["amsgrad_max"],
+                 opt(adam(beta2=0.5, amsgrad="debiased")), spike[0], [1.0, -1.0], [0.1] * 10,
+                 step_data=spike[1]),
+        CaseSpec("adam/amsgrad-quadratic", "torch's AMSGrad (beta2 0.9) on the 3-d quadratic "
+                 "under the schedule.", ["amsgrad_max", "lr_schedule"],
+                 opt(adam(beta2=0.9, amsgrad="raw")), q, W0_3, schedule(T)),
+        CaseSpec("adam/adamw", "AdamW (decoupled weight decay 0.25, torch.optim.AdamW's "
+                 "order: w = w (1 - lr wd) before the moments).", ["decoupled_weight_decay"],
+                 opt(adam(weight_decay=0.25, decoupled_weight_decay=True)), q, W0_3,
+                 [0.05] * T),
+        CaseSpec("adam/adamw-schedule-maximize", "AdamW with maximize under the schedule on the "
+                 "concave quadratic: the decay uses each step's rate and is not negated.",
+                 ["decoupled_weight_decay", "lr_schedule", "maximize_weight_decay"],
+                 opt(adam(weight_decay=0.25, maximize=True, decoupled_weight_decay=True)),
+                 concave(), W0_3, schedule(T)),
+        CaseSpec("adam/adamw-amsgrad-debiased", "optax.adamw's decoupled decay with optax's "
+                 "AMSGrad maximum (a combination torch does not have: its AdamW uses the raw "
+                 "maximum).", ["decoupled_weight_decay", "amsgrad_max"],
+                 opt(adam(beta2=0.5, weight_decay=0.125, decoupled_weight_decay=True,
+                          amsgrad="debiased")), spike[0], [1.0, -1.0], [0.1] * 10,
+                 step_data=spike[1]),
+    ]
+    out += new + [to_float32(new[0]), to_float32(new[3])]
     return out
 
 
@@ -449,6 +510,14 @@ def _sam_cases(kind):
                         "evaluations use the step's noise.", ["sam_same_batch"],
                         opt(base, sam(kind, rho=0.1)), p, W0_3, [0.1] * T, step_data=data))
     out += [to_float32(out[0]), to_float32(out[2])]
+    # added with the authors' adaptive USAM (usam.py, adaptive=True): e = rho w^2 g
+    flags = ["adaptive_unnormalized_ascent"] + (["stable_sam_rescale"] if kind == "stable_sam"
+                                                else [])
+    out.append(CaseSpec(f"{prefix}/adaptive-unnormalized-sgd", f"{label} with the StableSAM "
+                        "authors' adaptive USAM ascent e = rho w^2 g (rho 0.05) over SGD "
+                        "momentum 0.9.", flags,
+                        opt(base, sam(kind, rho=0.05, ascent="adaptive_unnormalized")), q,
+                        W0_3, [0.1] * T))
     return out
 
 
@@ -494,6 +563,18 @@ def _ema_cases():
                  opt(adam(), None, ema(0.8, start="zeros")), q, W0_3, [0.05] * T),
     ]
     out += [to_float32(out[0]), to_float32(out[4])]
+    out += [  # added with start = "first"
+        CaseSpec("ema/first", "start 'first' (torch AveragedModel's documented loop): the "
+                 "update after step 1 copies w1; decay 0.9 afterwards.", ["ema_first_update"],
+                 opt(base, None, ema(0.9, start="first")), q, W0_3, lr),
+        CaseSpec("ema/first-update-every-3", "start 'first' with update_every 3: the first "
+                 "update (after step 3) copies w3.", ["ema_first_update", "ema_update_every"],
+                 opt(base, None, ema(0.75, start="first", update_every=3)), q, W0_3, lr),
+        CaseSpec("ema/first-update-after-step-2", "start 'first' with update_after_step 2 "
+                 "(timm ModelEmaV3 given step=, no warm-up): decay 0 after steps 1 to 3.",
+                 ["ema_first_update", "warmup_boundary"],
+                 opt(base, None, ema(0.9, start="first", update_after_step=2)), q, W0_3, lr),
+    ]
     return out
 
 
@@ -537,6 +618,11 @@ def _switch_cases():
                  steps_per_epoch=5),
     ]
     out += [to_float32(out[0]), to_float32(out[4])]
+    out.append(CaseSpec("switch_ema/first-steps", "start 'first' (torch AveragedModel) and a "
+                        "switch every 3 steps: the first switch copies an average that began "
+                        "as w1.", ["ema_first_update", "switch_boundary"],
+                        opt(base, None, ema(0.8, start="first", switch_every=3,
+                                            switch_unit="step")), q, W0_3, lr))
     return out
 
 

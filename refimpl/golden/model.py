@@ -40,6 +40,8 @@ def state_layout(optimizer: dict, d: int) -> list[tuple[str, int]]:
         names.append(("buf", d))
     elif base["kind"] == "adam":
         names += [("m", d), ("v", d)]
+        if base.get("amsgrad") is not None:
+            names.append(("v_max", d))
     elif base["variant"] == "official":
         names += [("m1", d), ("m2", d), ("m3", d), ("v", d), ("resp", 3)]
     else:
@@ -56,7 +58,7 @@ def initial_state(optimizer: dict, w0: np.ndarray) -> dict[str, np.ndarray]:
     state["w"] = w0.copy()
     average = optimizer["average"]
     if average is not None:
-        if average["start"] == "copy":
+        if average["start"] != "zeros":
             state["ema"] = w0.copy()
         state["prod"] = np.ones(1)
     return state
@@ -175,14 +177,30 @@ def sgd(ctx, hp, S, w, g, lr, count):
 
 
 def adam(ctx, hp, S, w, g, lr, count):
-    g = _prepare(ctx, hp, w, g)
+    decoupled = hp.get("decoupled_weight_decay", False)
+    if decoupled:  # AdamW: w (1 - lr wd) first; the moments never see the decay
+        if hp["maximize"]:
+            g = -g
+        if hp["weight_decay"] != 0.0:
+            w = w * (1.0 - ctx.const(lr) * ctx.const(hp["weight_decay"]))
+    else:
+        g = _prepare(ctx, hp, w, g)
     t = count + 1
     m = _ema(ctx, S["m"], g, hp["beta1"])
     v = lincomb((ctx.const(hp["beta2"]), S["v"]), (_one_minus(ctx, hp["beta2"]), g * g))
     step_size = ctx.const(lr) / (1.0 - B.int_power(ctx, hp["beta1"], t))
-    correction = B.sqrt(1.0 - B.int_power(ctx, hp["beta2"], t))
-    denom = B.sqrt(v) / correction + ctx.const(hp["eps"])
-    return lincomb((1.0, w), (-step_size, m / denom)), {"m": m, "v": v}
+    bias2 = 1.0 - B.int_power(ctx, hp["beta2"], t)
+    new = {"m": m, "v": v}
+    amsgrad = hp.get("amsgrad")
+    if amsgrad == "raw":
+        new["v_max"] = B.maximum(S["v_max"], v)
+        denom = B.sqrt(new["v_max"]) / B.sqrt(bias2) + ctx.const(hp["eps"])
+    elif amsgrad == "debiased":
+        new["v_max"] = B.maximum(S["v_max"], v / bias2)
+        denom = B.sqrt(new["v_max"]) + ctx.const(hp["eps"])
+    else:
+        denom = B.sqrt(v) / B.sqrt(bias2) + ctx.const(hp["eps"])
+    return lincomb((1.0, w), (-step_size, m / denom)), new
 
 
 def _response(ctx, resp, decays):
@@ -255,6 +273,8 @@ def ascent(ctx, sam, w, g):
     rho = ctx.const(sam["rho"])
     if sam["ascent"] == "unnormalized":
         return rho * g
+    if sam["ascent"] == "adaptive_unnormalized":
+        return w * w * g * rho
     eps = ctx.const(sam["eps"])
     if sam["ascent"] == "normalized":
         scale = _guarded_ratio(ctx, rho, B.sqrt(B.sum_of_squares(g)) + eps)
@@ -265,7 +285,7 @@ def ascent(ctx, sam, w, g):
 
 def stable_rescale(ctx, sam, w, w_adv, g, g_adv):
     eps = ctx.const(sam["eps"])
-    if sam["ascent"] == "adaptive":
+    if sam["ascent"] in ("adaptive", "adaptive_unnormalized"):
         numerator = B.sqrt(B.sum_of_squares(B.absolute(w) * g))
         denominator = B.sqrt(B.sum_of_squares(B.absolute(w_adv) * g_adv)) + eps
     else:
@@ -278,6 +298,8 @@ def stable_rescale(ctx, sam, w, w_adv, g, g_adv):
 
 def decay_at(ctx, av, n):
     """The EMA decay after optimizer step n (FORMAT.md, "EMA")."""
+    if av["start"] == "first" and n <= max(av["update_every"], av["update_after_step"] + 1):
+        return ctx.const(0.0)  # the first update copies w
     decay = ctx.const(av["decay"])
     warmup = av["warmup"]
     if warmup is None:
@@ -304,7 +326,7 @@ def decay_at(ctx, av, n):
 
 def report_average(ctx, av, ema, prod):
     """The reported average: the buffer (copy start) or ``ema / (1 - prod)`` (zeros)."""
-    if av["start"] == "copy" or prod.v[0] == 1.0:
+    if av["start"] != "zeros" or prod.v[0] == 1.0:
         return ema
     return ema / (1.0 - prod)
 

@@ -13,7 +13,15 @@ peers: openmixup's ``momentum`` is this decay, mmcv/mmdet's ``momentum`` is 1 - 
 
 Start (the peers disagree):
 
-* ``start="copy"`` (default; torch AveragedModel, timm V3): ``ema = w0`` at init.
+* ``start="copy"`` (default; timm ModelEmaV2, ModelEmaV3 without ``step``): ``ema = w0``
+  at init.
+* ``start="first"`` (torch ``AveragedModel`` as documented, timm ModelEmaV3 with
+  ``step=`` passed and no warm-up): ``ema = w0`` at init, but the first EMA update copies
+  ``w``: the decay is 0 after every step ``n <= max(update_every, update_after_step + 1)``.
+  With ``update_every = 1`` and ``update_after_step = 0`` this is torch's "the first
+  ``update_parameters`` copies the model" (so the average after step 1 is w1, not w0);
+  timm's V3 returns decay 0 while ``n <= update_after_step + 1``. With those values and
+  no warm-up it equals ``start="copy"`` started one step later, from w1.
 * ``start="zeros"`` (optax): ``ema = 0`` at init and the reported average is exactly
   debiased, ``ema / (1 - prod(decays used so far))``: the filter's response to a
   constant 1, so a constant ``w`` is reproduced exactly at every step. Before the first
@@ -62,7 +70,7 @@ from refimpl.optimizers.fame import FAME
 from refimpl.optimizers.sam import SAM
 from refimpl.optimizers.sgd import SGD
 
-STARTS = ("copy", "zeros")
+STARTS = ("copy", "zeros", "first")
 WARMUPS = (None, "timm", "constant", "linear", "exp")
 NO_WARMUP, TIMM, CONSTANT, LINEAR, EXP = 0, 1, 2, 3, 4
 SWITCH_UNITS = ("epoch", "step")
@@ -99,8 +107,11 @@ def debias_kernel(ema, decay_product, out):
 
 @kernel
 def ema_decay_kernel(n, decay, warmup, update_after_step, gamma, power, min_decay,
-                     ratio, warmup_steps):
-    """The decay used at optimizer step ``n`` (from 1) under the chosen warm-up."""
+                     ratio, warmup_steps, copy_until):
+    """The decay used at optimizer step ``n`` (from 1) under the chosen warm-up; 0 while
+    ``n <= copy_until`` (``start="first"``; pass 0 otherwise)."""
+    if n <= copy_until:
+        return 0.0
     if warmup == NO_WARMUP:
         return decay
     if warmup == TIMM:
@@ -142,10 +153,11 @@ class EMA:
     inner : SGD, Adam, FAME, SAM or StableSAM.
     decay : in [0, 1); the paper's rho. Default 0.999.
     update_every : int >= 1; update after steps n with ``n % update_every == 0``.
-    start : "copy" (default) or "zeros" (exactly debiased).
+    start : "copy" (default), "zeros" (exactly debiased) or "first" (the first update
+        copies w; torch AveragedModel).
     warmup : None (default), "timm", "constant", "linear" or "exp".
-    update_after_step : int >= 0 (timm).  warmup_gamma > 0, warmup_power > 0 (timm;
-        defaults 1 and 2/3).  min_decay in [0, decay] (timm).
+    update_after_step : int >= 0 (timm; also with start="first").
+    warmup_gamma > 0, warmup_power > 0 (timm; defaults 1 and 2/3).  min_decay in [0, decay] (timm).
     warmup_ratio : in (0, 1] (openmixup; default 0.9).  warmup_steps : int >= 1
         (openmixup, required with its warm-ups).
     """
@@ -189,12 +201,22 @@ class EMA:
         n = _validate.integer("n", n, lo=1)
         return ema_decay_kernel(n, self.decay, WARMUPS.index(self.warmup),
                                 self.update_after_step, self.warmup_gamma, self.warmup_power,
-                                self.min_decay, self.warmup_ratio, self.warmup_steps)
+                                self.min_decay, self.warmup_ratio, self.warmup_steps,
+                                self.copy_until())
+
+    def copy_until(self) -> int:
+        """The last step ``n`` whose EMA update copies ``w`` (decay 0) because of
+        ``start="first"``: ``max(update_every, update_after_step + 1)``; 0 for the
+        other starts."""
+        if self.start != "first":
+            return 0
+        return max(self.update_every, self.update_after_step + 1)
 
     def init(self, w) -> EMAState:
-        """The state before the first step: the average is ``w`` (start="copy") or zeros (start="zeros"), and the wrapped optimizer's own init."""
+        """The state before the first step: the average is ``w`` (start="copy" or
+        "first") or zeros (start="zeros"), and the wrapped optimizer's own init."""
         w = _validate.vector("w", w)
-        ema = w.copy() if self.start == "copy" else np.zeros_like(w)
+        ema = np.zeros_like(w) if self.start == "zeros" else w.copy()
         return EMAState(0, 0, ema, 1.0, self.inner.init(w))
 
     def average(self, state: EMAState) -> np.ndarray:
@@ -204,7 +226,7 @@ class EMA:
                             f"got {type(state).__name__}")
         _validate.vector("state.ema", state.ema)
         _validate.real("state.decay_product", state.decay_product, lo=0.0, hi=1.0)
-        if self.start == "copy":
+        if self.start != "zeros":
             return state.ema.copy()
         out = np.empty_like(state.ema)
         debias_kernel(state.ema, state.decay_product, out)

@@ -8,14 +8,20 @@ ONE mini-batch, two gradient evaluations::
     e     = rho * g / (||g|| + eps)                      ascent="normalized"   (SAM)
           = rho * g                                      ascent="unnormalized" (USAM)
           = rho * w**2 * g / (|| |w| * g || + eps)       ascent="adaptive"     (ASAM)
+          = rho * w**2 * g                               ascent="adaptive_unnormalized"
     g_adv = grad(w + e)                                  (same mini-batch)
     w, base_state = base.update(w, base_state, g_adv)    (the step is taken AT w)
+
+``"adaptive_unnormalized"`` is the adaptive USAM of the StableSAM authors' code
+(``usam.py``, ``USAM(adaptive=True)``: ``e_w = p**2 * p.grad * rho``, cltan023/stablesam2024
+at 57264e7): adaptive but not normalized. With every ``|w_i| = 1`` it is USAM.
 
 Stable SAM (Tan et al. 2024, "Stabilizing Sharpness-aware Minimization Through A Simple
 Renormalization Strategy") rescales the descent gradient before the base step::
 
     g_ssam = g_adv * (||g|| / (||g_adv|| + eps))
-    with ascent="adaptive" (the official code): || |w| * g || / (|| |w + e| * g_adv || + eps)
+    with ascent="adaptive" or "adaptive_unnormalized" (the official code's sam.py and
+    usam.py): || |w| * g || / (|| |w + e| * g_adv || + eps)
 
 In mathematical notation (normalized ascent; USAM drops the division, ASAM multiplies
 by $w^2$ and takes the norm of $|w| \odot g$):
@@ -51,8 +57,8 @@ from refimpl.optimizers.base import StepInfo, check_state, check_wrappable
 from refimpl.optimizers.fame import FAME
 from refimpl.optimizers.sgd import SGD
 
-ASCENTS = ("normalized", "unnormalized", "adaptive")
-NORMALIZED, UNNORMALIZED, ADAPTIVE = 0, 1, 2
+ASCENTS = ("normalized", "unnormalized", "adaptive", "adaptive_unnormalized")
+NORMALIZED, UNNORMALIZED, ADAPTIVE, ADAPTIVE_UNNORMALIZED = 0, 1, 2, 3
 
 
 class SAMState(NamedTuple):
@@ -67,6 +73,10 @@ def ascent_kernel(w, g, rho, eps, ascent, e):
     if ascent == UNNORMALIZED:
         for i in range(w.shape[0]):
             e[i] = rho * g[i]
+        return
+    if ascent == ADAPTIVE_UNNORMALIZED:  # the authors' (w * w) * g * rho, in that order
+        for i in range(w.shape[0]):
+            e[i] = w[i] * w[i] * g[i] * rho
         return
     if ascent == NORMALIZED:
         denominator = l2_norm(g) + eps
@@ -102,7 +112,8 @@ class SAM:
     ----------
     base : the optimizer that takes the step at ``w`` with the adversarial gradient.
     rho : ascent radius >= 0 (0 gives back the base optimizer, with two evaluations).
-    ascent : "normalized" (SAM, default), "unnormalized" (USAM) or "adaptive" (ASAM).
+    ascent : "normalized" (SAM, default), "unnormalized" (USAM), "adaptive" (ASAM,
+        normalized) or "adaptive_unnormalized" (the StableSAM authors' adaptive USAM).
     eps : >= 0 added to the norm in the denominator (1e-12 as in the PyTorch codes;
         optax and the official JAX code use 0).
     """
@@ -144,6 +155,13 @@ class SAM:
         ascent_kernel(w, g, self.rho, self.eps, ASCENTS.index(self.ascent), e)
         w_adv = np.empty(d)
         add_into(w, e, w_adv)
+        if not all_finite(w_adv):
+            # e overflowed (USAM's rho g or the adaptive rho w^2 g on a diverging run): the
+            # loop reports divergence here, so does the step API (not the oracle's
+            # "w must be finite", which would blame the caller's w)
+            raise FloatingPointError(
+                f"{type(self).__name__}'s ascent point w + e is not finite (the run has "
+                "diverged)")
         _, g_adv = _validate.oracle_output(grad_fn(w_adv), d)
         g_descent = self._descent_gradient(w, w_adv, g, g_adv)
         w_new, inner = self.base.update(w, state.inner, g_descent)
@@ -159,15 +177,16 @@ class StableSAM(SAM):
 
     Same parameters as :class:`SAM`, but ``ascent`` defaults to "unnormalized", the
     USAM-based version the authors' repository calls the one used in the paper.
-    With ``ascent="adaptive"`` both norms are the ASAM norms, the second one taken at
-    ``w + e`` as in the official code.
+    With ``ascent="adaptive"`` or ``"adaptive_unnormalized"`` both norms are the ASAM
+    norms, the second one taken at ``w + e`` as in the official code.
     """
 
     ascent: str = "unnormalized"
 
     def _descent_gradient(self, w, w_adv, g, g_adv):
         out = np.empty_like(g_adv)
-        stable_rescale_kernel(w, w_adv, g, g_adv, self.eps, self.ascent == "adaptive", out)
+        stable_rescale_kernel(w, w_adv, g, g_adv, self.eps, self.ascent.startswith("adaptive"),
+                              out)
         if not all_finite(out):
             # Both norms overflowed (sum of squares > ~1.8e308): inf / inf. The training
             # loop reports this as divergence; so does the step API.

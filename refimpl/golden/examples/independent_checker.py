@@ -204,25 +204,54 @@ class SGD:
         return w - lr * d
 
 
+ADAM_FIELDS = {"kind", "beta1", "beta2", "eps", "weight_decay", "maximize",
+               "decoupled_weight_decay", "amsgrad"}
+
+
 class Adam:
+    """Section 4.2, with its two optional fields (absent: off)."""
+
     def __init__(self, spec, dt):
+        unknown = set(spec) - ADAM_FIELDS
+        if unknown:  # section 10: never ignore a field
+            raise Malformed(f"optimizer.base: unknown field(s) {sorted(unknown)}")
         self.spec, self.dt = spec, dt
         self.b1, self.b2, self.eps = dt(spec["beta1"]), dt(spec["beta2"]), dt(spec["eps"])
+        self.decoupled = spec.get("decoupled_weight_decay", False)
+        if self.decoupled not in (True, False):
+            raise Malformed("optimizer.base.decoupled_weight_decay: not a boolean")
+        self.amsgrad = spec.get("amsgrad")
+        if self.amsgrad not in (None, "raw", "debiased"):
+            raise Malformed(f"optimizer.base.amsgrad: unknown {self.amsgrad!r}")
         self.reset()
 
     def reset(self):
-        self.m = self.v = None
+        self.m = self.v = self.v_max = None
         self.t = 0
 
     def step(self, w, g, lr):
         self.t += 1
         t, b1, b2 = self.t, self.b1, self.b2
-        g = prepare(g, w, self.spec, self.dt)
+        if self.decoupled:
+            if self.spec["maximize"]:
+                g = -g
+            if self.spec["weight_decay"] != 0:
+                w = w * (1 - lr * self.dt(self.spec["weight_decay"]))
+        else:
+            g = prepare(g, w, self.spec, self.dt)
         if self.m is None:
-            self.m, self.v = np.zeros_like(w), np.zeros_like(w)
+            self.m, self.v, self.v_max = np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
         self.m = b1 * self.m + (1 - b1) * g
         self.v = b2 * self.v + (1 - b2) * g * g
-        denom = np.sqrt(self.v) / np.sqrt(1 - b2 ** t) + self.eps
+        c2 = 1 - b2 ** t
+        if self.amsgrad == "raw":
+            self.v_max = np.maximum(self.v_max, self.v)
+            denom = np.sqrt(self.v_max) / np.sqrt(c2) + self.eps
+        elif self.amsgrad == "debiased":
+            self.v_max = np.maximum(self.v_max, self.v / c2)
+            denom = np.sqrt(self.v_max) + self.eps
+        else:
+            denom = np.sqrt(self.v) / np.sqrt(c2) + self.eps
         return w - (lr / (1 - b1 ** t)) * (self.m / denom)
 
 
@@ -315,7 +344,7 @@ class SAM:
         self.kind, self.ascent = spec["kind"], spec["ascent"]
         if self.kind not in ("sam", "stable_sam"):
             raise Malformed(f"optimizer.sam.kind: unknown {self.kind!r}")
-        if self.ascent not in ("normalized", "unnormalized", "adaptive"):
+        if self.ascent not in ("normalized", "unnormalized", "adaptive", "adaptive_unnormalized"):
             raise Malformed(f"optimizer.sam.ascent: unknown {self.ascent!r}")
         self.rho, self.eps = dt(spec["rho"]), dt(spec["eps"])
 
@@ -326,12 +355,14 @@ class SAM:
             e = g * safe_ratio(rho, norm(g) + eps)
         elif self.ascent == "unnormalized":
             e = rho * g
+        elif self.ascent == "adaptive_unnormalized":
+            e = w * w * g * rho
         else:  # adaptive (ASAM)
             e = w * w * g * safe_ratio(rho, norm(np.abs(w) * g) + eps)
         _, g_adv = oracle(w + e)
         if self.kind == "sam":
             return g_adv
-        if self.ascent == "adaptive":
+        if self.ascent in ("adaptive", "adaptive_unnormalized"):
             scale = safe_ratio(norm(np.abs(w) * g), norm(np.abs(w + e) * g_adv) + eps)
         else:
             scale = safe_ratio(norm(g), norm(g_adv) + eps)
@@ -346,7 +377,7 @@ class EMA:
     def __init__(self, spec, w0, dt):
         self.spec, self.dt = spec, dt
         self.switch = spec["kind"] == "switch_ema"
-        if spec["start"] not in ("copy", "zeros"):
+        if spec["start"] not in ("copy", "zeros", "first"):
             raise Malformed(f"optimizer.average.start: unknown {spec['start']!r}")
         if spec["warmup"] not in (None, "timm", "constant", "linear", "exp"):
             raise Malformed(f"optimizer.average.warmup: unknown {spec['warmup']!r}")
@@ -362,6 +393,8 @@ class EMA:
 
     def decay(self, n):
         s, dt, decay = self.spec, self.dt, self.dt(self.spec["decay"])
+        if s["start"] == "first" and n <= max(s["update_every"], s["update_after_step"] + 1):
+            return dt(0)                                # the first update copies w
         warmup = s["warmup"]
         if warmup is None:
             return decay

@@ -6,7 +6,9 @@ What it runs, written as an optax user would (this file imports jax and optax; r
 never depends on them; float64 cases need ``jax_enable_x64``, which importing this
 module turns on):
 
-* ``optax.sgd`` (trace momentum, nesterov) and ``optax.adam``, each wrapped in
+* ``optax.sgd`` (trace momentum, nesterov), ``optax.adam``, ``optax.amsgrad``
+  (``amsgrad: "debiased"``) and ``optax.adamw`` (``decoupled_weight_decay``; with
+  AMSGrad the same chain around ``scale_by_amsgrad``), each wrapped in
   ``optax.inject_hyperparams`` so the checker's per-step learning rate is set before each
   update; coupled weight decay is ``optax.add_decayed_weights`` chained BEFORE the
   optimizer, and maximize is ``optax.scale(-1.0)`` before that (PyTorch's order);
@@ -30,6 +32,9 @@ Convention differences (and the flags that match optax):
   gives NaN, where refimpl with ``eps=0`` defines the ascent as 0 (flag
   ``sam_zero_gradient``), and with eps > 0 the ascent differs by a relative
   eps / ||g|| (flag ``sam_eps``).
+* ``optax.amsgrad`` keeps the maximum of the DEBIASED second moment; torch's raw
+  maximum (``amsgrad: "raw"``) is not in optax (``bias_correction_nu=False`` is the
+  AMSGrad paper's form without any correction): skipped.
 * no FAME in optax: skipped.
 """
 
@@ -58,7 +63,8 @@ def _base(case):
     parts = []
     if b["maximize"]:
         parts.append(optax.scale(-1.0))
-    if b["weight_decay"] != 0.0:
+    decoupled = b.kind == "adam" and b.get("decoupled_weight_decay", False)
+    if b["weight_decay"] != 0.0 and not decoupled:
         parts.append(optax.add_decayed_weights(b["weight_decay"]))
     lr0 = float(case.lr[0])
     if b.kind == "sgd":
@@ -70,9 +76,24 @@ def _base(case):
         parts.append(optax.inject_hyperparams(optax.sgd)(learning_rate=lr0, momentum=momentum,
                                                          nesterov=b["nesterov"]))
     else:
-        parts.append(optax.inject_hyperparams(optax.adam)(learning_rate=lr0, b1=b["beta1"],
-                                                          b2=b["beta2"], eps=b["eps"]))
+        amsgrad = b.get("amsgrad")
+        if amsgrad == "raw":
+            raise Unsupported("optax.amsgrad keeps the debiased maximum (torch's is raw)")
+        hyper = dict(learning_rate=lr0, b1=b["beta1"], b2=b["beta2"], eps=b["eps"])
+        if decoupled:
+            maker = adamw_amsgrad if amsgrad == "debiased" else optax.adamw
+            hyper["weight_decay"] = b["weight_decay"]
+        else:
+            maker = optax.amsgrad if amsgrad == "debiased" else optax.adam
+        parts.append(optax.inject_hyperparams(maker)(**hyper))
     return optax.chain(*parts)
+
+
+def adamw_amsgrad(learning_rate, b1, b2, eps, weight_decay):
+    """optax.adamw's chain with optax.amsgrad's scaling (optax has no alias for it)."""
+    return optax.chain(optax.scale_by_amsgrad(b1=b1, b2=b2, eps=eps),
+                       optax.add_decayed_weights(weight_decay),
+                       optax.scale_by_learning_rate(learning_rate))
 
 
 def ascent(spec, w, g, *, contrib_normalize=False):
@@ -80,6 +101,8 @@ def ascent(spec, w, g, *, contrib_normalize=False):
     rho, eps, kind = spec["rho"], spec["eps"], spec["ascent"]
     if kind == "unnormalized":
         return rho * g
+    if kind == "adaptive_unnormalized":
+        return rho * (w * w * g)
     if contrib_normalize and kind == "normalized":
         normalized, _ = optax.contrib.normalize().update(g, optax.EmptyState())
         return rho * normalized
@@ -129,7 +152,7 @@ class Stepper:
             w_adv = w + e
             g_adv = self._grad(grad_fn, w_adv)
             if sam["kind"] == "stable_sam":
-                if sam["ascent"] == "adaptive":
+                if sam["ascent"] in ("adaptive", "adaptive_unnormalized"):
                     num = global_norm(jnp.abs(w) * g)
                     den = global_norm(jnp.abs(w_adv) * g_adv) + sam["eps"]
                 else:

@@ -5,8 +5,10 @@
 What it runs, written as a PyTorch user would (this file imports torch; refimpl never
 depends on it):
 
-* ``torch.optim.SGD`` (momentum, dampening, nesterov, weight_decay, maximize) and
-  ``torch.optim.Adam``, the learning rate set in ``param_groups`` before each step;
+* ``torch.optim.SGD`` (momentum, dampening, nesterov, weight_decay, maximize),
+  ``torch.optim.Adam`` (``amsgrad=True`` for ``amsgrad: "raw"``) and
+  ``torch.optim.AdamW`` (``decoupled_weight_decay``), the learning rate set in
+  ``param_groups`` before each step;
 * model EMA with ``torch.optim.swa_utils.AveragedModel`` and a ``multi_avg_fn`` that
   lerps like ``get_ema_multi_avg_fn`` with the step's decay (warm-ups included);
   Switch EMA on top of it (copy the average into the model; ``on_switch="reset"``
@@ -19,8 +21,11 @@ Convention differences (and the flags that match torch):
 
 * ``AveragedModel`` copies the model at its FIRST ``update_parameters`` call. Calling it
   once before training gives refimpl's ``start="copy"`` (ema = w0); calling it first
-  after step 1 would make step 1's update a plain copy (decay 0 there). There is no
-  zero start with debiasing: ``start="zeros"`` cases are skipped (optax has it).
+  after step 1, as torch's documentation does, is refimpl's ``start="first"`` (the
+  first update copies; later ones use the decay). There is no zero start with
+  debiasing: ``start="zeros"`` cases are skipped (optax has it).
+* torch's AMSGrad keeps the maximum of the raw second moment; optax's maximum of the
+  debiased one (``amsgrad: "debiased"``) is not in torch: skipped.
 * torch has no Keras-style momentum and no FAME: those cases are skipped. Cases in the
   optax convention run on ``torch.optim.SGD``: with dampening 0 the iterates are the same.
 * Rounding, not conventions: ``param.add_(d, alpha=-lr)`` is one fused multiply-add,
@@ -49,6 +54,8 @@ class Model(torch.nn.Module):
 
 def ema_decay(av, n):
     """The EMA decay after step n, from FORMAT.md section 4.5."""
+    if av["start"] == "first" and n <= max(av["update_every"], av["update_after_step"] + 1):
+        return 0.0  # lerp with weight 1: a copy (the first call copies anyway)
     decay = av["decay"]
     if av["warmup"] is None:
         return decay
@@ -82,6 +89,8 @@ class SAM:
             w_abs = torch.abs(p)           # |w|, for the adaptive norms
             if ascent == "unnormalized":
                 e = rho * g
+            elif ascent == "adaptive_unnormalized":  # the StableSAM authors' usam.py
+                e = torch.pow(p, 2) * g * rho
             else:
                 weighted = w_abs * g if ascent == "adaptive" else g
                 norm = torch.linalg.vector_norm(weighted)
@@ -92,7 +101,7 @@ class SAM:
         g_adv = grad_at(p)
         with torch.no_grad():
             if self.spec["kind"] == "stable_sam":
-                if ascent == "adaptive":
+                if ascent in ("adaptive", "adaptive_unnormalized"):
                     num = torch.linalg.vector_norm(w_abs * g)
                     den = torch.linalg.vector_norm(torch.abs(p) * g_adv) + eps
                 else:
@@ -104,6 +113,19 @@ class SAM:
         self.base.step()
 
 
+def base_optimizer(case):
+    """(torch optimizer class, keyword arguments) of the case's base optimizer."""
+    b = case.base
+    if b.kind == "sgd":
+        return torch.optim.SGD, dict(lr=float(case.lr[0]), momentum=b["momentum"],
+                                     dampening=b["dampening"], weight_decay=b["weight_decay"],
+                                     nesterov=b["nesterov"], maximize=b["maximize"])
+    cls = torch.optim.AdamW if b.get("decoupled_weight_decay", False) else torch.optim.Adam
+    return cls, dict(lr=float(case.lr[0]), betas=(b["beta1"], b["beta2"]), eps=b["eps"],
+                     weight_decay=b["weight_decay"], maximize=b["maximize"],
+                     amsgrad=b.get("amsgrad") == "raw")
+
+
 class Stepper:
     def __init__(self, case):
         self.case = case
@@ -111,15 +133,8 @@ class Stepper:
         self.dtype = dtype
         self.model = Model(case.w0, dtype)
         p = self.model.w
-        b = case.base
-        if b.kind == "sgd":
-            self.opt = torch.optim.SGD([p], lr=float(case.lr[0]), momentum=b["momentum"],
-                                       dampening=b["dampening"], weight_decay=b["weight_decay"],
-                                       nesterov=b["nesterov"], maximize=b["maximize"])
-        else:
-            self.opt = torch.optim.Adam([p], lr=float(case.lr[0]), betas=(b["beta1"], b["beta2"]),
-                                        eps=b["eps"], weight_decay=b["weight_decay"],
-                                        maximize=b["maximize"])
+        cls, kwargs = base_optimizer(case)
+        self.opt = cls([p], **kwargs)
         self.sam = None if case.sam is None else SAM(p, self.opt, case.sam)
         self.av = case.average
         self.n = 0
@@ -132,7 +147,9 @@ class Stepper:
                 torch._foreach_lerp_(ema_params, model_params, 1.0 - self.decay)
 
             self.averaged = AveragedModel(self.model, multi_avg_fn=multi_avg_fn)
-            self.averaged.update_parameters(self.model)  # copies w0: start="copy"
+            if self.av["start"] == "copy":
+                self.averaged.update_parameters(self.model)  # copies w0
+            # start="first": torch's documented loop, the first call after a step copies
 
     def _grad_at(self, grad_fn):
         def grad_at(p):
@@ -183,4 +200,6 @@ def make(case):
         raise Unsupported("torch.optim.SGD has no Keras-style momentum (lr inside the velocity)")
     if case.average is not None and case.average["start"] == "zeros":
         raise Unsupported("AveragedModel has no zero start with debiasing (start='zeros')")
+    if b.kind == "adam" and b.get("amsgrad") == "debiased":
+        raise Unsupported("torch's AMSGrad keeps the raw maximum (optax's is debiased)")
     return Stepper(case)
