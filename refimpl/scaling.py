@@ -40,6 +40,7 @@ import numpy as np
 
 from refimpl import _validate
 from refimpl.optimizers.adam import Adam
+from refimpl.optimizers.averagers import SWA, Lookahead
 from refimpl.optimizers.ema import EMA, SwitchEMA
 from refimpl.optimizers.fame import FAME
 from refimpl.optimizers.sam import SAM
@@ -74,6 +75,11 @@ def scale_optimizer(optimizer, kappa: float):
     if isinstance(optimizer, SGD):
         return dataclasses.replace(optimizer, lr=_scale_schedule(optimizer.lr, kappa, kappa))
     if isinstance(optimizer, Adam):
+        if optimizer.decoupled_weight_decay and optimizer.weight_decay != 0.0:
+            raise ValueError("scale_optimizer has no rule for decoupled weight decay (AdamW, "
+                             "weight_decay != 0): the square-root rule in refimpl's sources "
+                             "covers Adam's lr, betas and eps only; scale weight_decay "
+                             "yourself or use coupled L2")
         root = math.sqrt(kappa)
         return dataclasses.replace(
             optimizer, lr=_scale_schedule(optimizer.lr, kappa, root),
@@ -105,6 +111,11 @@ def scale_optimizer(optimizer, kappa: float):
             changes["switch_every"] = _scale_count("switch_every", optimizer.switch_every, kappa, lo=1)
             changes["switch_start"] = _scale_count("switch_start", optimizer.switch_start, kappa)
         return dataclasses.replace(optimizer, **changes)
+    if isinstance(optimizer, (SWA, Lookahead)):
+        raise ValueError(f"scale_optimizer has no rule for {type(optimizer).__name__} (none "
+                         "is published): scale its inner optimizer and choose "
+                         f"{'swa_every / swa_start' if isinstance(optimizer, SWA) else 'k'} "
+                         "yourself")
     raise TypeError(f"optimizer must be a refimpl optimizer, got {type(optimizer).__name__}")
 
 

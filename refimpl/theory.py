@@ -53,9 +53,11 @@ Switch EMA, at a switch: ``w <- average`` (and ``buf <- 0``, count 0 if
 ``on_switch="reset"``). Each of these is a matrix on ``s``; ``A_n`` is their product.
 
 Supported: SGD (every option: momentum, dampening, nesterov, weight decay, maximize, the
-three conventions, any lr schedule), EMA / SwitchEMA over it (both starts, update_every,
-every warm-up, every switch option), and SAM(SGD, ascent="unnormalized") inside or
-outside them. Adam, FAME, normalized or adaptive SAM and StableSAM divide by data-
+three conventions, any lr schedule), EMA / SwitchEMA over it (every start, update_every,
+every warm-up, every switch option), SWA (the mean of k + 1 snapshots is an EMA step
+with decay k / (k + 1); no stationary distribution) and Lookahead (exactly Switch EMA
+with decay 1 - alpha, updated and switched every k steps), and
+SAM(SGD, ascent="unnormalized") inside or outside them. Adam, FAME, normalized or adaptive SAM and StableSAM divide by data-
 dependent norms or second moments: their dynamics are not linear and raise TypeError.
 
 Public API: :func:`moments` (the exact recursion over a run), :func:`stationary` (its
@@ -73,6 +75,7 @@ import scipy.linalg
 
 from refimpl import _validate
 from refimpl.optimizers.adam import Adam
+from refimpl.optimizers.averagers import SWA, Lookahead
 from refimpl.optimizers.ema import EMA, SwitchEMA
 from refimpl.optimizers.fame import FAME
 from refimpl.optimizers.sam import SAM, StableSAM
@@ -93,14 +96,16 @@ class _Linear:
 
     sgd: SGD
     rho_sam: float
-    averager: EMA | None
+    averager: EMA | SWA | None  # a Lookahead is held as its SwitchEMA (see _linear)
 
 
 def _linear(optimizer) -> _Linear:
     """Split ``optimizer`` or raise TypeError saying why its dynamics are not linear."""
     averager = None
     inner = optimizer
-    if isinstance(inner, EMA):
+    if isinstance(inner, Lookahead):
+        averager, inner = _lookahead_as_switch_ema(inner), inner.inner
+    elif isinstance(inner, (EMA, SWA)):
         averager, inner = inner, inner.inner
     rho_sam = 0.0
     if isinstance(inner, StableSAM):
@@ -124,6 +129,20 @@ def _linear(optimizer) -> _Linear:
     return _Linear(inner, rho_sam, averager)
 
 
+def _lookahead_as_switch_ema(a: Lookahead) -> SwitchEMA:
+    """Lookahead(k, alpha) is, in exact arithmetic, Switch EMA with decay 1 - alpha whose
+    EMA is updated and copied back every k steps (refimpl.optimizers.averagers); the
+    first-sync start is the EMA's start="first" (the update after step k copies w)."""
+    return SwitchEMA(a.inner, decay=1.0 - a.alpha, update_every=a.k, start=a.start,
+                     switch_unit="step", switch_every=a.k,
+                     on_switch="reset" if a.on_sync == "reset" else "keep")
+
+
+def _zero_start(a) -> bool:
+    """Whether the average starts at 0 (an EMA with start="zeros"); SWA starts at w0."""
+    return isinstance(a, EMA) and a.start == "zeros"
+
+
 def _problem(problem) -> NoisyQuadratic:
     if not isinstance(problem, NoisyQuadratic):
         raise TypeError("problem must be a NoisyQuadratic (a diagonal quadratic with Gaussian "
@@ -138,6 +157,9 @@ def _check_epochs(lin: _Linear, steps_per_epoch):
     if isinstance(a, SwitchEMA) and a.switch_unit == "epoch":
         raise ValueError("SwitchEMA with switch_unit='epoch' switches at epoch ends: pass "
                          "steps_per_epoch= (or use switch_unit='step')")
+    if isinstance(a, SWA) and a.swa_unit == "epoch":
+        raise ValueError("SWA with swa_unit='epoch' takes its snapshots at epoch ends: pass "
+                         "steps_per_epoch= (or use swa_unit='step')")
     return None
 
 
@@ -231,7 +253,7 @@ def _switch_matrix(d: int, factor: float, reset: bool) -> np.ndarray:
 
 def _debias_factor(a: EMA | None, product: float) -> float:
     """Reported average = factor * ema: 1 for "copy" and "first", 1 / (1 - P) for "zeros" (1 if P = 1)."""
-    if a is None or a.start != "zeros" or product == 1.0:
+    if not _zero_start(a) or product == 1.0:
         return 1.0
     return 1.0 / (1.0 - product)
 
@@ -243,13 +265,20 @@ def _steps(lin: _Linear, problem: NoisyQuadratic, steps: int, steps_per_epoch):
     d = h.shape[0]
     a = lin.averager
     lrs = lin.sgd.lr.array(steps)
-    count, epoch, product = 0, 0, 1.0
+    count, epoch, product, snapshots = 0, 0, 1.0, 0
     for t in range(steps):
         n = t + 1
         M = _base_map(lin, h, w_star, float(lrs[t]), count == 0)
         count += 1
         epoch_end = steps_per_epoch is not None and n % steps_per_epoch == 0
         epoch += int(epoch_end)
+        if isinstance(a, SWA):
+            # the mean of k + 1 snapshots: an EMA step with decay k / (k + 1) (0: a copy)
+            if a.snapshot_due(n, epoch, epoch_end):
+                M = _ema_matrix(d, snapshots / (snapshots + 1.0)) @ M
+                snapshots += 1
+            yield M[:, :, :4], M[:, :, 4], 1.0
+            continue
         if a is not None and n % a.update_every == 0:
             decay = _decay(a, n)
             M = _ema_matrix(d, decay) @ M
@@ -327,7 +356,7 @@ def moments(problem, optimizer, *, w0, steps: int, steps_per_epoch: int | None =
     debias = np.ones(steps + 1)
     mean[0, :, W] = w0
     mean[0, :, ONE] = 1.0
-    if lin.averager is not None and lin.averager.start != "zeros":
+    if lin.averager is not None and not _zero_start(lin.averager):
         mean[0, :, EMA_ROW] = w0
     with np.errstate(over="ignore", invalid="ignore"):
         for n, (A, b, factor) in enumerate(_steps(lin, problem, steps, steps_per_epoch), 1):
@@ -385,6 +414,10 @@ def _period(lin: _Linear, steps_per_epoch) -> int:
     a = lin.averager
     if a is None:
         return 1
+    if isinstance(a, SWA):
+        raise ValueError("SWA's weights change with every snapshot (the k-th gets 1/k): its "
+                         "average has no stationary distribution; use moments() over a "
+                         "finite run")
     p = a.update_every
     if isinstance(a, SwitchEMA):
         switch = a.switch_every if a.switch_unit == "step" else a.switch_every * steps_per_epoch

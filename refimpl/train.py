@@ -13,7 +13,7 @@ calls, in the same order, so stepping by hand gives the same numbers bit for bit
         w, state, info = opt.step(w, state, grad_fn, epoch_end=epoch_end)
 
 Inside the kernel an optimizer is its three layers, outermost first: an averager (none,
-EMA, SwitchEMA), a perturbation (none, SAM, StableSAM) and a base (SGD, Adam, FAME), each
+EMA, SwitchEMA, SWA, Lookahead), a perturbation (none, SAM, StableSAM) and a base (SGD, Adam, FAME), each
 given as a kind code plus arrays of hyperparameters (``_loop_args``). The base state
 lives in the rows of one array (1 row for SGD, 3 for Adam, 4 for official FAME, 6 for
 full FAME) plus a (6,) array of scalars; every row starts at zero, as ``init`` makes it.
@@ -29,6 +29,8 @@ from refimpl import _validate
 from refimpl._jit import kernel
 from refimpl._kernels import add_into, all_finite, l2_norm
 from refimpl.optimizers.adam import Adam, adam_kernel
+from refimpl.optimizers.averagers import (SWA, Lookahead, lookahead_sync_kernel, swa_due,
+                                          swa_update_kernel)
 from refimpl.optimizers.ema import (EMA, WARMUPS, SwitchEMA, debias_kernel, ema_decay_kernel,
                                     ema_update_kernel, switch_due)
 from refimpl.optimizers.fame import FAME, fame_full_kernel, fame_official_kernel
@@ -43,7 +45,7 @@ from refimpl.problems.quadratic import (NoisyQuadratic, Quadratic, noisy_quadrat
 QUADRATIC, NOISY_QUADRATIC, MLP_PROBLEM = 0, 1, 2
 BASE_SGD, BASE_ADAM, BASE_FAME = 0, 1, 2
 NO_SAM, PLAIN_SAM, STABLE_SAM = 0, 1, 2
-NO_AVERAGE, AVERAGE_EMA, AVERAGE_SEMA = 0, 1, 2
+NO_AVERAGE, AVERAGE_EMA, AVERAGE_SEMA, AVERAGE_SWA, AVERAGE_LOOKAHEAD = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,7 +110,9 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, l
     MLP's mini-batches (the other problems get a (0, d) Z and a (steps, 0) batches).
     ``warmup_hp`` = (gamma, power, min_decay, ratio); ``ema_ints`` = (update_every,
     zeros_start, update_after_step, warmup_steps, switch_every, switch_by_step,
-    switch_start, reset_on_switch, copy_until). ``params`` / ``averages`` have steps + 1 rows when
+    switch_start, reset_on_switch, copy_until); for SWA and Lookahead the same slots hold
+    (1, 0, 0, 0, every (swa_every or k), unit_is_step, swa_start, reset_on_sync,
+    first_start) and ``decay`` holds Lookahead's alpha. ``params`` / ``averages`` have steps + 1 rows when
     recorded, else 0. Returns (steps completed, gradient evaluations, decay product,
     FAME guard count).
     """
@@ -139,6 +143,7 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, l
     clipped = 0
     product = 1.0
     epoch = 0
+    snapshots = 0  # SWA's snapshots, Lookahead's syncs
     if record:
         params[0, :] = w
         if average != NO_AVERAGE:
@@ -194,7 +199,19 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, l
         epoch_end = steps_per_epoch > 0 and n % steps_per_epoch == 0
         if epoch_end:
             epoch += 1
-        if average != NO_AVERAGE:
+        if average == AVERAGE_SWA:
+            if swa_due(n, epoch, epoch_end, ema_ints[4], ema_ints[5] != 0, ema_ints[6]):
+                swa_update_kernel(ema, w, snapshots)
+                snapshots += 1
+        elif average == AVERAGE_LOOKAHEAD:
+            if n % ema_ints[4] == 0:
+                lookahead_sync_kernel(ema, w, decay, ema_ints[8] != 0 and snapshots == 0)
+                snapshots += 1
+                if ema_ints[7]:
+                    S[:, :] = 0.0
+                    R[:] = 0.0
+                    count = 0
+        elif average != NO_AVERAGE:
             if n % ema_ints[0] == 0:
                 rate = ema_decay_kernel(n, decay, warmup, ema_ints[2], warmup_hp[0],
                                         warmup_hp[1], warmup_hp[2], warmup_hp[3], ema_ints[3],
@@ -234,7 +251,7 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
     ----------
     problem : Quadratic, NoisyQuadratic or MLPProblem.
     optimizer : a base optimizer (SGD, Adam, FAME), optionally wrapped as
-        ``SAM/StableSAM(base)`` and then ``EMA/SwitchEMA(...)``.
+        ``SAM/StableSAM(base)`` and then ``EMA/SwitchEMA/SWA/Lookahead(...)``.
     w0 : (d,) float64 initial parameters (not modified).
     steps : number of steps; or ``epochs`` with ``steps_per_epoch``.
     steps_per_epoch : int >= 1; marks epoch ends (``(t + 1) % steps_per_epoch == 0``),
@@ -284,6 +301,10 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
         raise ValueError("SwitchEMA with switch_unit='epoch' switches at epoch ends: pass "
                          "steps_per_epoch= (or epochs= and steps_per_epoch=), or use "
                          "switch_unit='step'")
+    if isinstance(averager, SWA) and averager.swa_unit == "epoch" and steps_per_epoch is None:
+        raise ValueError("SWA with swa_unit='epoch' takes its snapshots at epoch ends: pass "
+                         "steps_per_epoch= (or epochs= and steps_per_epoch=), or use "
+                         "swa_unit='step'")
 
     # problem arrays (writable copies, so every problem has one compiled loop); the
     # arrays a problem does not use are small placeholders
@@ -312,6 +333,16 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
     if averager is None:
         average_kind, decay, warmup = NO_AVERAGE, 0.0, 0
         warmup_hp, ema_ints, ema = np.zeros(4), np.zeros(9, dtype=np.int64), np.zeros(d)
+    elif isinstance(averager, SWA):
+        average_kind, decay, warmup, warmup_hp = AVERAGE_SWA, 0.0, 0, np.zeros(4)
+        ema_ints = np.array([1, 0, 0, 0, averager.swa_every, averager.swa_unit == "step",
+                             averager.swa_start, 0, 0], dtype=np.int64)
+        ema = averager.init(w0).average
+    elif isinstance(averager, Lookahead):
+        average_kind, decay, warmup, warmup_hp = AVERAGE_LOOKAHEAD, averager.alpha, 0, np.zeros(4)
+        ema_ints = np.array([1, 0, 0, 0, averager.k, 1, 0, averager.on_sync == "reset",
+                             averager.start == "first"], dtype=np.int64)
+        ema = averager.init(w0).slow
     else:
         a = averager
         average_kind = AVERAGE_SEMA if isinstance(a, SwitchEMA) else AVERAGE_EMA
@@ -342,7 +373,7 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
     final_average = None
     if averager is not None:
         final_average = np.empty(d)
-        if averager.start == "zeros":
+        if isinstance(averager, EMA) and averager.start == "zeros":
             debias_kernel(ema, product, final_average)
         else:
             final_average[:] = ema
@@ -362,13 +393,13 @@ def _layers(optimizer):
     """Split an optimizer into (averager or None, SAM or None, base)."""
     averager = sam = None
     inner = optimizer
-    if isinstance(inner, EMA):
+    if isinstance(inner, (EMA, SWA, Lookahead)):
         averager, inner = inner, inner.inner
     if isinstance(inner, SAM):
         sam, inner = inner, inner.base
     if not isinstance(inner, (SGD, Adam, FAME)):
         raise TypeError(f"optimizer must be SGD, Adam or FAME, optionally wrapped as "
-                        f"SAM/StableSAM(...) and then EMA/SwitchEMA(...); got "
+                        f"SAM/StableSAM(...) and then EMA/SwitchEMA/SWA/Lookahead(...); got "
                         f"{type(optimizer).__name__}")
     return averager, sam, inner
 

@@ -20,7 +20,7 @@ ANY_VALUE = st.one_of(
     st.sampled_from([None, "0.1", "pytorch", "official", "full", "exact", "adam", "normalized",
                      "adaptive", "unnormalized", "copy", "zeros", "timm", "linear", "exp",
                      "constant", "epoch", "step", "keep", "reset", "first", "raw", "debiased",
-                     "adaptive_unnormalized", [0.1], np.float32(0.1),
+                     "adaptive_unnormalized", "pullback", [0.1], np.float32(0.1),
                      np.array([0.1, 0.2]), np.array([0.1, np.nan])]),
 )
 
@@ -39,6 +39,8 @@ WRAPPER_FIELDS = {
             "warmup_power", "min_decay", "warmup_ratio", "warmup_steps"],
     r.SwitchEMA: ["decay", "update_every", "start", "warmup", "switch_every", "switch_unit",
                   "switch_start", "on_switch", "warmup_steps"],
+    r.SWA: ["swa_every", "swa_unit", "swa_start"],
+    r.Lookahead: ["k", "alpha", "start", "on_sync"],
 }
 
 

@@ -202,12 +202,18 @@ ENTRIES = [
     ("EMA(update_every)", "update_every", lambda v: r.EMA(r.SGD(), update_every=v)),
     ("EMA(update_after_step)", "update_after_step", lambda v: r.EMA(r.SGD(), update_after_step=v)),
     ("SwitchEMA(switch_every)", "switch_every", lambda v: r.SwitchEMA(r.SGD(), switch_every=v)),
+    ("SWA(swa_every)", "swa_every", lambda v: r.SWA(r.SGD(), swa_every=v)),
+    ("Lookahead(k)", "k", lambda v: r.Lookahead(r.SGD(), k=v)),
+    ("Lookahead(alpha)", "alpha", lambda v: r.Lookahead(r.SGD(), alpha=v)),
+    ("Adam(amsgrad_max)", "amsgrad_max", lambda v: r.Adam(amsgrad=True, amsgrad_max=v)),
     ("as_schedule(lr)", "lr", lambda v: r.as_schedule("lr", v)),
     # optimizers' steps
     ("SGD.init(w)", "w", lambda v: r.SGD(momentum=0.9).init(v)),
     ("SGD.update(g)", "g", lambda v: r.SGD(momentum=0.9).update(np.ones(2), r.SGD(momentum=0.9).init(np.ones(2)), v)),
     ("EMA.step(w)", "w", lambda v: _step(r.EMA(r.SGD()), v)),
     ("SwitchEMA.step(w)", "w", lambda v: _step(r.SwitchEMA(r.SGD()), v)),
+    ("SWA.step(w)", "w", lambda v: _step(r.SWA(r.SGD(), swa_unit="step"), v)),
+    ("Lookahead.step(w)", "w", lambda v: _step(r.Lookahead(r.AdamW(amsgrad=True), k=1), v)),
     ("StableSAM.step(w)", "w", lambda v: _step(r.StableSAM(r.Adam()), v)),
     ("step(epoch_end)", "epoch_end", lambda v: r.SGD().step(np.ones(2), r.SGD().init(np.ones(2)),
                                                             _quad().grad_fn(), epoch_end=v)),
@@ -291,6 +297,8 @@ OPTIMIZERS = {
     "stable-sam": lambda: r.StableSAM(r.Adam()),
     "ema": lambda: r.EMA(r.SGD(lr=np.array([0.1, 0.1, 0.1]))),
     "sema": lambda: r.SwitchEMA(r.SGD(lr=0.1, momentum=0.9)),
+    "swa": lambda: r.SWA(r.Adam(amsgrad=True), swa_unit="step"),
+    "lookahead": lambda: r.Lookahead(r.SGD(lr=0.1, momentum=0.9), k=2),
 }
 
 STATE_VALUES = st.one_of(

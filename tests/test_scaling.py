@@ -16,6 +16,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+import refimpl as r
 from refimpl import EMA, FAME, SAM, SGD, Adam, StableSAM, SwitchEMA
 from refimpl.scaling import scale_decay, scale_optimizer
 
@@ -379,3 +380,15 @@ def test_not_an_optimizer():
         scale_optimizer(object(), 2)
     with pytest.raises(TypeError, match="optimizer"):
         scale_optimizer(lambda w: w, 2)
+
+
+def test_no_rule_is_invented_for_adamw_swa_or_lookahead():
+    """No published rule in refimpl's sources covers decoupled weight decay, SWA's
+    snapshot schedule or Lookahead's k: scale_optimizer refuses them by name (AdamW with
+    weight_decay = 0 is Adam, and is scaled as Adam)."""
+    with pytest.raises(ValueError, match="decoupled weight decay"):
+        scale_optimizer(r.AdamW(), 2)
+    assert scale_optimizer(r.AdamW(weight_decay=0.0), 4).lr.constant == 2e-3
+    for opt, name in ((r.SWA(r.SGD()), "SWA"), (r.Lookahead(r.SGD()), "Lookahead")):
+        with pytest.raises(ValueError, match=f"no rule for {name}"):
+            scale_optimizer(opt, 2)

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import refimpl as r
 from refimpl import theory
+from refimpl.optimizers import AVERAGERS
 
 EPS = np.finfo(np.float64).eps
 
@@ -91,7 +92,7 @@ def rounding_bound(problem, optimizer, w0, steps, steps_per_epoch=None):
     by the exact map). Returns (steps + 1, d) bounds for w and for the average."""
     A, _, f = theory.transitions(problem, optimizer, steps=steps, steps_per_epoch=steps_per_epoch)
     m = theory.moments(problem, optimizer, w0=w0, steps=steps, steps_per_epoch=steps_per_epoch)
-    inner = optimizer.inner if isinstance(optimizer, r.EMA) else optimizer
+    inner = optimizer.inner if isinstance(optimizer, AVERAGERS) else optimizer
     rho = inner.rho if isinstance(inner, r.SAM) else 0.0
     sgd = inner.base if isinstance(inner, r.SAM) else inner
     h, ws = np.abs(problem.h), np.abs(problem.w_star)
@@ -184,6 +185,12 @@ NAMED = {
     "sema-step-zeros-linear": r.SwitchEMA(SGD_MOM, decay=0.7, start="zeros", update_every=2,
                                           switch_unit="step", switch_every=3, switch_start=2,
                                           warmup="linear", warmup_steps=4),
+    "ema-first-after-2": r.EMA(SGD_MOM, decay=0.8, start="first", update_after_step=2),
+    "swa-steps": r.SWA(SGD_MOM, swa_every=2, swa_unit="step", swa_start=3),
+    "swa-epoch-usam": r.SWA(r.SAM(SGD_MOM, rho=0.1, ascent="unnormalized"), swa_start=1),
+    "lookahead": r.Lookahead(SGD_MOM, k=3, alpha=0.5),
+    "lookahead-first-reset": r.Lookahead(SGD_MOM, k=4, alpha=0.3, start="first",
+                                         on_sync="reset"),
 }
 H = np.array([2.0, 0.5, 1.0])
 W_STAR = np.array([0.3, -1.0, 0.0])
@@ -419,7 +426,7 @@ def impulse_moments(opt, problem=IMPULSE_PROBLEM, steps=IMPULSE_STEPS, spe=IMPUL
     d = problem.dim
     zero = np.zeros(d)
     var_w, var_a, cov = (np.zeros((steps + 1, d)) for _ in range(3))
-    averaging = isinstance(opt, r.EMA)
+    averaging = isinstance(opt, AVERAGERS)
     for k in range(steps):
         w, s = zero, opt.init(zero)
         for t in range(steps):
@@ -435,7 +442,8 @@ def impulse_moments(opt, problem=IMPULSE_PROBLEM, steps=IMPULSE_STEPS, spe=IMPUL
 IMPULSE_CASES = {name: NAMED[name] for name in (
     "pytorch-damp-wd", "pytorch-nesterov-schedule", "optax-maximize", "keras-nesterov-callable",
     "usam", "ema-zeros-every3-timm", "ema-openmixup-exp", "sema-epoch-reset-usam",
-    "sema-step-zeros-linear")}
+    "sema-step-zeros-linear", "ema-first-after-2", "swa-steps", "swa-epoch-usam", "lookahead",
+    "lookahead-first-reset")}
 
 
 @pytest.mark.claim("EMA-lyapunov")
@@ -549,6 +557,7 @@ def test_stationary_closed_forms():
            decay=0.9, update_every=3, start="zeros"), None, 3),
     (r.SwitchEMA(r.SGD(lr=0.3, momentum=0.5), decay=0.8, switch_every=2, on_switch="reset",
                  switch_start=3, warmup="linear", warmup_steps=10), 5, 10),
+    (r.Lookahead(r.SGD(lr=0.3, momentum=0.5), k=4, alpha=0.5, start="first"), None, 4),
 ])
 def test_stationary_is_the_long_run_limit(opt, spe, period):
     """moments() run for N steps (N a multiple of the period, after every warm-up) ends
@@ -606,6 +615,18 @@ def test_nonlinear_optimizers_are_refused(opt, match):
                  lambda: theory.spectral_radius(problem, opt)):
         with pytest.raises(TypeError, match=match):
             call()
+
+
+def test_swa_has_no_stationary_distribution():
+    """SWA's k-th snapshot gets weight 1/k: the map changes forever, so stationary()
+    and spectral_radius() refuse it with the reason (moments() handles it)."""
+    problem = r.NoisyQuadratic(np.ones(2))
+    opt = r.SWA(r.SGD(lr=0.1), swa_unit="step")
+    for call in (lambda: theory.stationary(problem, opt),
+                 lambda: theory.spectral_radius(problem, opt)):
+        with pytest.raises(ValueError, match="SWA's weights change with every snapshot"):
+            call()
+    assert theory.moments(problem, opt, w0=np.ones(2), steps=3).mean_avg.shape == (4, 2)
 
 
 def test_bad_input():

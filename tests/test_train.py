@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import refimpl as r
+from refimpl.optimizers import AVERAGERS
 from refimpl.scaling import scale_optimizer
 from tests.helpers import hand_run
 
@@ -43,6 +44,11 @@ WRAPPERS = {
     "ema-first-after-2": lambda b: r.EMA(b, decay=0.9, start="first", update_after_step=2),
     "sema-first-every-3": lambda b: r.SwitchEMA(b, decay=0.8, start="first", update_every=3,
                                                 switch_unit="step", switch_every=4),
+    "swa-epoch-start-1": lambda b: r.SWA(r.SAM(b), swa_start=1),
+    "swa-steps-every-3": lambda b: r.SWA(b, swa_every=3, swa_unit="step", swa_start=10),
+    "lookahead": lambda b: r.Lookahead(b, k=5, alpha=0.5),
+    "lookahead-first-reset": lambda b: r.Lookahead(r.StableSAM(b), k=3, alpha=0.3, start="first",
+                                                   on_sync="reset"),
     "ema-zeros-timm": lambda b: r.EMA(r.SAM(b), decay=0.9, start="zeros", warmup="timm",
                                       update_after_step=3),
     "ema-every-3": lambda b: r.EMA(b, decay=0.8, update_every=3, warmup="exp", warmup_steps=10),
@@ -78,12 +84,12 @@ def test_train_equals_hand_stepping_bit_for_bit(base, wrapper):
         assert np.array_equal(rec.grad_norms, norms)
         assert rec.grad_evals == evals
         assert np.array_equal(rec.w, params[-1])
-        if isinstance(opt, r.EMA):
+        if isinstance(opt, AVERAGERS):
             assert np.array_equal(rec.average, opt.average(state))
             assert np.array_equal(rec.averages[-1], rec.average)
         else:
             assert rec.average is None and rec.averages is None
-        inner = state.inner if isinstance(opt, r.EMA) else state
+        inner = state.inner if isinstance(opt, AVERAGERS) else state
         inner = inner.inner if isinstance(inner, r.optimizers.SAMState) else inner
         assert rec.v_clipped == getattr(inner, "v_clipped", 0)
 
