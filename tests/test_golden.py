@@ -70,8 +70,9 @@ class NumpyStepper:
         self.n = self.epoch = 0
         av = case.average
         if av is not None:
-            self.ema = np.zeros_like(self.w) if av["start"] == "zeros" else self.w.copy()
+            self.ema = np.zeros_like(self.w) if av.get("start") == "zeros" else self.w.copy()
             self.prod = 1.0
+            self.snapshots = 0
 
     def _a(self, x):
         return np.asarray(x, dtype=self.dt)
@@ -217,6 +218,24 @@ class NumpyStepper:
         av = self.case.average
         if av is None:
             return self.w, None
+        if av.kind == "swa":
+            if self._snapshot_due(inputs):
+                # bug "swa_from_w0": the first snapshot averaged with w0 instead of copied
+                k = self.snapshots + (self.bug == "swa_from_w0")
+                self.ema = self.w.copy() if k == 0 else self.ema + (self.w - self.ema) / s(k + 1)
+                self.snapshots += 1
+            return self.w, self.ema
+        if av.kind == "lookahead":
+            if self.n % av["k"] == 0:
+                first = (av["start"] == "first" and self.snapshots == 0
+                         and self.bug != "lookahead_first_as_copy")
+                self.ema = self.w.copy() if first else self.ema + s(av["alpha"]) * (self.w - self.ema)
+                if self.bug != "lookahead_no_restart":
+                    self.w = self.ema.copy()
+                if av["on_sync"] == "reset" and self.bug != "lookahead_keep_state":
+                    self._reset_base()
+                self.snapshots += 1
+            return self.w, self.ema
         if self.n % av["update_every"] == 0:
             decay = self._decay(self.n)
             self.ema = self.ema + (s(1) - s(decay)) * (self.w - self.ema)  # lerp form
@@ -227,6 +246,13 @@ class NumpyStepper:
             if av["on_switch"] == "reset":
                 self._reset_base()
         return self.w, average
+
+    def _snapshot_due(self, inputs):
+        av, n = self.case.average, self.n
+        start = av["swa_start"] - (self.bug == "swa_start_off_by_one")
+        if av["swa_unit"] == "step":
+            return n % av["swa_every"] == 0 and n > start
+        return inputs.epoch_end and self.epoch % av["swa_every"] == 0 and self.epoch > start
 
     def _switch_due(self, inputs):
         av, n = self.case.average, self.n
@@ -263,7 +289,7 @@ def test_refimpl_passes_every_shipped_case_through_the_plugin_protocol():
     """The public protocol with refimpl's own adapter (a MODULE:FACTORY string)."""
     report = golden.check(golden.VECTORS, "refimpl.golden.adapter:make")
     assert report.format_errors == []
-    assert report.count("pass") == 111 and report.count("fail") == 0 and report.count("skip") == 0
+    assert report.count("pass") == 118 and report.count("fail") == 0 and report.count("skip") == 0
     assert report.ok
 
 
@@ -311,7 +337,7 @@ def test_expected_values_equal_the_jitted_training_loop(shipped):
         if case.average is not None:
             assert np.array_equal(rec.averages[1:n + 1], case.average_expected), case.id
         checked += 1
-    assert checked == 77
+    assert checked == 82
 
 
 def test_spec_witness_values(shipped):
@@ -391,15 +417,17 @@ def _exact_oracle(problem, step, w):
 
 
 def exact_run(case):
-    """FORMAT.md 4.1, 4.5, 4.6 (SGD, EMA with a rational warm-up, Switch EMA) in exact
+    """FORMAT.md 4.1, 4.5 to 4.8 (SGD, EMA with a rational warm-up, Switch EMA, SWA,
+    Lookahead) in exact
     rational arithmetic on the case's (exact) inputs: (params, average, loss) per step."""
     F = Fraction
     b, av = case.base, case.average
     w = [F(x) for x in case.w0]
     buf = [F(0)] * len(w)
     count = n = epoch = 0
+    snapshots = 0
     if av is not None:
-        ema = [F(0)] * len(w) if av["start"] == "zeros" else list(w)
+        ema = [F(0)] * len(w) if av.get("start") == "zeros" else list(w)
         prod = F(1)
     mu, damp, wd = F(b["momentum"]), F(b["dampening"]), F(b["weight_decay"])
     out = []
@@ -427,7 +455,20 @@ def exact_run(case):
         count, n = count + 1, n + 1
         epoch += bool(step["epoch_end"])
         average = None
-        if av is not None:
+        if av is not None and av.kind == "swa":  # FORMAT.md 4.7: the mean of the snapshots
+            if _snapshot_due(av, n, epoch, step["epoch_end"]):
+                snapshots += 1
+                ema = [e + (wi - e) / snapshots for e, wi in zip(ema, w)]
+            average = ema
+        elif av is not None and av.kind == "lookahead":  # 4.8
+            if n % av["k"] == 0:
+                a = F(0) if av["start"] == "first" and snapshots == 0 else F(av["alpha"])
+                ema = w if a == 0 else [e + a * (wi - e) for e, wi in zip(ema, w)]
+                w, snapshots = list(ema), snapshots + 1
+                if av["on_sync"] == "reset":
+                    buf, count = [F(0)] * len(w), 0
+            average = ema
+        elif av is not None:
             if n % av["update_every"] == 0:
                 decay = F(av["decay"])
                 i, T, ratio = n - 1, av["warmup_steps"], F(av["warmup_ratio"])
@@ -449,6 +490,12 @@ def exact_run(case):
     return out
 
 
+def _snapshot_due(av, n, epoch, epoch_end):
+    if av["swa_unit"] == "step":
+        return n % av["swa_every"] == 0 and n > av["swa_start"]
+    return epoch_end and epoch % av["swa_every"] == 0 and epoch > av["swa_start"]
+
+
 def _due(av, n, epoch, epoch_end):
     if av["start"] == "zeros" and n < av["update_every"]:
         return False
@@ -461,7 +508,8 @@ def _rational_cases(shipped):
     for case in shipped.values():
         av = case.average
         if (case.base.kind == "sgd" and case.sam is None and case.problem.kind != "mlp"
-                and (av is None or av["warmup"] in (None, "constant", "linear"))):
+                and (av is None or av.kind in ("swa", "lookahead")
+                     or av["warmup"] in (None, "constant", "linear"))):
             yield case
 
 
@@ -491,7 +539,7 @@ def test_the_bound_contains_the_exact_rational_result(shipped):
                 err = np.abs(got - frac(w))
                 assert np.all(err <= E[k]["E_params"][0] * (1 + 1e-9)), (case.id, k + 1)
         n_cases += 1
-    assert n_cases == 39
+    assert n_cases == 43
 
 
 # -- teeth: a third implementation passes, its wrong variants fail where they should -----------------
@@ -503,7 +551,7 @@ def test_a_numpy_implementation_passes_in_both_precisions():
     (it overflows at the expected step)."""
     report = golden.check(golden.VECTORS, numpy_impl)
     assert report.count("fail") == 0, report.text()
-    assert report.count("pass") == 97 and report.count("skip") == 14
+    assert report.count("pass") == 104 and report.count("skip") == 14
 
 
 def first_lr_change(case):
@@ -546,6 +594,14 @@ TEETH = [
     ("ema/first-update-after-step-2", "first_ignores_update_after_step", 2,
      "timm's V3 copies after steps 1..3, not only step 1"),
     ("switch_ema/first-steps", "first_as_copy", 1, "the average after step 1"),
+    ("averagers/swa-epochs", "swa_from_w0", 8, "the first snapshot, end of epoch 2"),
+    ("averagers/swa-epochs", "swa_start_off_by_one", 4, "a snapshot at the end of epoch 1"),
+    ("averagers/swa-steps-adam-nqm", "swa_from_w0", 6, "the first snapshot (step 6 > 4)"),
+    ("averagers/lookahead", "lookahead_no_restart", 5, "after the sync at step 5 the "
+     "parameters are the slow weights"),
+    ("averagers/lookahead-first-reset-adam", "lookahead_first_as_copy", 3, "the first sync"),
+    ("averagers/lookahead-first-reset-adam", "lookahead_keep_state", 4,
+     "the step after the first sync"),
 ]
 
 
@@ -653,7 +709,7 @@ def test_one_broken_case_does_not_stop_the_others(shipped):
         return adapter.make(case)
     report = golden.check(golden.VECTORS, factory)
     fails = [x.case_id for x in report.results if x.status == "fail"]
-    assert fails == ["ema/copy"] and report.count("pass") == 110
+    assert fails == ["ema/copy"] and report.count("pass") == 117
     assert "the factory raised RuntimeError: boom" in report.text()
 
 
@@ -846,7 +902,7 @@ def test_shipped_files_validate_against_the_schema_with_jsonschema_if_installed(
 
 def test_cli_check_list_and_usage_errors(capsys):
     assert main(["golden", "check"]) == 0
-    assert capsys.readouterr().out.strip().endswith("golden: 111 passed, 0 failed, 0 skipped")
+    assert capsys.readouterr().out.strip().endswith("golden: 118 passed, 0 failed, 0 skipped")
     assert main(["golden", "check", "--impl", "tests.test_golden:wrong_keras",
                  "-k", "sgd/witness-*"]) == 1
     out = capsys.readouterr().out
@@ -857,8 +913,8 @@ def test_cli_check_list_and_usage_errors(capsys):
     assert main(["golden", "check", "-k", "no/such-case"]) == 2
     assert main(["golden", "list"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last == ("adam 18, divergence 2, ema 16, fame 13, mlp 5, sam 14, sgd 19, "
-                    "stable_sam 13, switch_ema 11; 111 cases")
+    assert last == ("adam 18, averagers 7, divergence 2, ema 16, fame 13, mlp 5, sam 14, "
+                    "sgd 19, stable_sam 13, switch_ema 11; 118 cases")
 
 
 def test_format_md_matches_the_vectors(shipped):
@@ -869,8 +925,8 @@ def test_format_md_matches_the_vectors(shipped):
         counts[cid.split("/")[0]] = counts.get(cid.split("/")[0], 0) + 1
     assert f"{len(shipped)} cases in {len(counts)} files" in text
     assert ", ".join(f"{k} {counts[k]}" for k in
-                     ("sgd", "adam", "fame", "sam", "stable_sam", "ema", "switch_ema", "mlp",
-                      "divergence")) in text
+                     ("sgd", "adam", "fame", "sam", "stable_sam", "ema", "switch_ema",
+                      "averagers", "mlp", "divergence")) in text
     n32 = sum(c.dtype == "float32" for c in shipped.values())
     assert f"of which {n32} are float32" in text
     size = sum(p.stat().st_size for p in golden.VECTORS.glob("*.json")) / 1e6

@@ -50,6 +50,12 @@ def build(case, **overrides):
         cls = r.SAM if s["kind"] == "sam" else r.StableSAM
         opt = cls(opt, rho=s["rho"], ascent=s["ascent"], eps=s["eps"])
     a = layers["average"]
+    if a is not None and a["kind"] == "swa":
+        return r.SWA(opt, swa_every=a["swa_every"], swa_unit=a["swa_unit"],
+                     swa_start=a["swa_start"])
+    if a is not None and a["kind"] == "lookahead":
+        return r.Lookahead(opt, k=a["k"], alpha=a["alpha"], start=a["start"],
+                           on_sync=a["on_sync"])
     if a is not None:
         common = dict(decay=a["decay"], update_every=a["update_every"], start=a["start"],
                       warmup=a["warmup"], update_after_step=a["update_after_step"],
@@ -79,7 +85,8 @@ class Stepper:
 
         self.w, self.state, _ = self.optimizer.step(self.w, self.state, oracle,
                                                     epoch_end=inputs.epoch_end)
-        average = self.optimizer.average(self.state) if isinstance(self.optimizer, r.EMA) else None
+        averaging = isinstance(self.optimizer, (r.EMA, r.SWA, r.Lookahead))
+        average = self.optimizer.average(self.state) if averaging else None
         return self.w, average
 
 

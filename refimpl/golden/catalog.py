@@ -111,6 +111,20 @@ NOTES = {
     "switch_before_first_update": "start = 'zeros' with update_every > 1: a switch that falls "
                                   "before the first EMA update is skipped (nothing averaged "
                                   "yet).",
+    "swa_mean": "SWA (torch AveragedModel's default): the first snapshot copies w, the k-th "
+                "later one updates avg + (w - avg) / (k + 1), so the average is the mean of the "
+                "snapshots; before the first it is w0. A snapshot falls at the end of every "
+                "swa_every-th epoch (or step) once that count exceeds swa_start. Averaging from "
+                "w0 instead of copying, or one snapshot off, fails at the first snapshot.",
+    "lookahead_sync": "Lookahead: every k steps slow = slow + alpha (w - slow), then w = slow; "
+                      "the slow weights (the reported average) start at w0. A sync one step "
+                      "off, or w not reset to the slow weights, fails at the first sync.",
+    "lookahead_first_sync": "start = 'first' (timm): the first sync copies the fast weights "
+                            "into the slow ones and leaves w unchanged; starting from w0 "
+                            "instead fails at the first sync.",
+    "lookahead_reset": "on_sync = 'reset': the fast optimizer's state (Adam's moments and "
+                       "bias-correction count) restarts after each sync; keeping it fails at "
+                       "the step after the first sync.",
     "mlp_layout": "The parameters are the MLP's layers in order, each as its weight matrix "
                   "W_l (n_l x n_(l-1), row-major: PyTorch's nn.Linear.weight) followed by its "
                   "bias b_l; the mse loss is the mean over the batch AND the outputs "
@@ -138,6 +152,9 @@ FAMILIES = {
            "mini-batches of 4 drawn per epoch, under SGD, Adam, SAM and Switch EMA.",
     "divergence": "Runs with a far too large learning rate: the expected values up to the "
                   "diverging step, and the step where the implementation must report it.",
+    "averagers": "SWA (torch AveragedModel's equal average) and Lookahead (the paper's and "
+                 "timm's starts, keep or reset the fast optimizer): the averagers Switch EMA "
+                 "is compared with.",
 }
 
 
@@ -189,6 +206,14 @@ def ema(decay=0.9, update_every=1, start="copy", warmup=None, update_after_step=
         out.update(dict(dict(switch_every=1, switch_unit="epoch", switch_start=0,
                              on_switch="keep"), **switch))
     return out
+
+
+def swa(swa_every=1, swa_unit="epoch", swa_start=0):
+    return dict(kind="swa", swa_every=swa_every, swa_unit=swa_unit, swa_start=swa_start)
+
+
+def lookahead(k=5, alpha=0.5, start="copy", on_sync="keep"):
+    return dict(kind="lookahead", k=k, alpha=alpha, start=start, on_sync=on_sync)
 
 
 def opt(base, sam_=None, average=None):
@@ -672,8 +697,40 @@ def _mlp_cases():
     return out
 
 
+def _averager_cases():
+    T = 20
+    q = quadratic()
+    base = sgd(momentum=0.9)
+    lr = [0.1] * T
+    p, data = nqm([4.0, 1.0, 0.25], [0.5, 0.25, 0.125], [0.25, -0.5, 0.75], T, seed=6)
+    out = [
+        CaseSpec("averagers/swa-epochs", "SWA (torch AveragedModel's equal average) over SGD "
+                 "momentum, a snapshot at the end of every epoch once the epoch count exceeds 1 "
+                 "(4 steps per epoch: snapshots after steps 8, 12, 16, 20).", ["swa_mean"],
+                 opt(base, None, swa(swa_start=1)), q, W0_3, lr, steps_per_epoch=4),
+        CaseSpec("averagers/swa-steps-adam-nqm", "SWA every 3 steps after step 4 over Adam on "
+                 "the noisy quadratic model.", ["swa_mean"],
+                 opt(adam(), None, swa(swa_every=3, swa_unit="step", swa_start=4)), p, W0_3,
+                 [0.05] * T, step_data=data),
+        CaseSpec("averagers/lookahead", "Lookahead (k 5, alpha 0.5, slow weights from w0 as "
+                 "in the paper) over SGD momentum.", ["lookahead_sync"],
+                 opt(base, None, lookahead()), q, W0_3, lr),
+        CaseSpec("averagers/lookahead-first-reset-adam", "Lookahead as timm starts it (the "
+                 "first sync copies the fast weights), k 3, alpha 0.3, the fast Adam's state "
+                 "reset at each sync.", ["lookahead_sync", "lookahead_first_sync",
+                                         "lookahead_reset"],
+                 opt(adam(), None, lookahead(k=3, alpha=0.3, start="first", on_sync="reset")),
+                 q, W0_3, [0.05] * T),
+        CaseSpec("averagers/lookahead-sam", "Lookahead (k 4, alpha 0.75) over SAM over SGD "
+                 "momentum.", ["lookahead_sync"],
+                 opt(base, sam("sam", rho=0.05), lookahead(k=4, alpha=0.75)), q, W0_3, lr),
+    ]
+    out += [to_float32(out[0]), to_float32(out[2])]
+    return out
+
+
 def all_cases() -> list[CaseSpec]:
     """Every golden case, in file order."""
     return (_sgd_cases() + _adam_cases() + _fame_cases() + _sam_cases("sam")
             + _sam_cases("stable_sam") + _ema_cases() + _switch_cases() + _mlp_cases()
-            + _divergence_cases())
+            + _divergence_cases() + _averager_cases())

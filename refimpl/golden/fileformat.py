@@ -337,7 +337,10 @@ def _semantic_errors(c: dict) -> list[tuple[str, str]]:
             errs.append(("optimizer.base.nesterov", "needs momentum > 0 and dampening == 0"))
         if base["convention"] != "pytorch" and base["dampening"] != 0:
             errs.append(("optimizer.base.dampening", "must be 0 unless convention is 'pytorch'"))
-    if av is not None:
+    if av is not None and av["kind"] == "swa":
+        if av["swa_unit"] == "epoch" and c["steps_per_epoch"] is None:
+            errs.append(("steps_per_epoch", "is needed by an SWA that takes its snapshots at epoch ends"))
+    elif av is not None and av["kind"] in ("ema", "switch_ema"):
         if av["min_decay"] > av["decay"]:
             errs.append(("optimizer.average.min_decay", "must be <= decay"))
         if av["warmup"] in ("constant", "linear", "exp") and av["warmup_steps"] < 1:

@@ -58,7 +58,7 @@ def initial_state(optimizer: dict, w0: np.ndarray) -> dict[str, np.ndarray]:
     state["w"] = w0.copy()
     average = optimizer["average"]
     if average is not None:
-        if average["start"] != "zeros":
+        if average.get("start", "copy") != "zeros":  # SWA and Lookahead start at w0
             state["ema"] = w0.copy()
         state["prod"] = np.ones(1)
     return state
@@ -341,13 +341,41 @@ def switch_due(av, n, epoch, epoch_end):
     return epoch_end and epoch % av["switch_every"] == 0 and epoch > av["switch_start"]
 
 
+def _snapshot_due(av, n, epoch, epoch_end):
+    if av["swa_unit"] == "step":
+        return n % av["swa_every"] == 0 and n > av["swa_start"]
+    return epoch_end and epoch % av["swa_every"] == 0 and epoch > av["swa_start"]
+
+
+def _swa_or_lookahead(ctx, av, ema, new, inner, n, epoch, epoch_end, k):
+    """SWA's snapshot (FORMAT.md 4.7) or Lookahead's sync (4.8) after base step n, on
+    ``new`` (``new["w"]`` is replaced by the slow weights at a sync, and the base state
+    zeroed for on_sync "reset"). Returns the new average (the slow weights)."""
+    w = new["w"]
+    if av["kind"] == "swa":
+        if not _snapshot_due(av, n, epoch, epoch_end):
+            return ema
+        if k == 0:
+            return w
+        return ema + (w - ema) / ctx.const(float(k + 1))
+    if n % av["k"] != 0:
+        return ema
+    slow = w if (av["start"] == "first" and k == 0) else ema + ctx.const(av["alpha"]) * (w - ema)
+    new["w"] = slow
+    if av["on_sync"] == "reset":
+        for name, value in inner.items():
+            new[name] = ctx.const(np.zeros(value.v.shape[0]))
+    return slow
+
+
 # -- one step ------------------------------------------------------------------------------------
 
 def step(ctx, case, S, counters, step_data):
     """One step of the case's optimizer on Vals. Returns (new state dict, loss Val,
-    average Val or None, new counters (n, count, epoch))."""
+    average Val or None, new counters (n, count, epoch, k)); k counts SWA's snapshots or
+    Lookahead's syncs."""
     optimizer, problem = case["optimizer"], case["problem"]
-    n, count, epoch = counters
+    n, count, epoch, k = counters
     w = S["w"]
     loss, g = oracle(ctx, problem, step_data, w)
     sam = optimizer["sam"]
@@ -365,6 +393,16 @@ def step(ctx, case, S, counters, step_data):
     epoch = epoch + 1 if epoch_end else epoch
     av = optimizer["average"]
     average = None
+    if av is not None and av["kind"] in ("swa", "lookahead"):
+        new["ema"], new["prod"] = _swa_or_lookahead(ctx, av, S["ema"], new, inner, n, epoch,
+                                                    epoch_end, k), S["prod"]
+        if av["kind"] == "lookahead" and n % av["k"] == 0:
+            k += 1
+            if av["on_sync"] == "reset":
+                count = 0
+        elif av["kind"] == "swa" and _snapshot_due(av, n, epoch, epoch_end):
+            k += 1
+        return new, loss, new["ema"], (n, count, epoch, k)
     if av is not None:
         ema, prod = S["ema"], S["prod"]
         if n % av["update_every"] == 0:
@@ -379,7 +417,7 @@ def step(ctx, case, S, counters, step_data):
                 for name, value in inner.items():
                     new[name] = ctx.const(np.zeros(value.v.shape[0]))
                 count = 0
-    return new, loss, average, (n, count, epoch)
+    return new, loss, average, (n, count, epoch, k)
 
 
 # -- propagation across steps ------------------------------------------------------------------------
@@ -431,7 +469,7 @@ def run(case: dict, u_impl: float, u_ref: float = B.U64, *, steps: int | None = 
     n = sum(size for _, size in layout)
     values = initial_state(optimizer, w0)
     prop = Propagator(n)
-    counters = (0, 0, 0)
+    counters = (0, 0, 0, 0)
     out = []
     step_list = case["steps"] if steps is None else case["steps"][:steps]
     for k, step_data in enumerate(step_list, start=1):

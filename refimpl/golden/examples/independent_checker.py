@@ -444,6 +444,58 @@ class EMA:
         return average, due
 
 
+class SWA:
+    """Section 4.7: the equal mean of the snapshots; never changes w."""
+
+    def __init__(self, spec, w0, dt):
+        if spec["swa_unit"] not in ("step", "epoch"):
+            raise Malformed(f"optimizer.average.swa_unit: unknown {spec['swa_unit']!r}")
+        self.spec, self.dt = spec, dt
+        self.avg = w0.copy()
+        self.k = 0
+        self.epoch = 0
+
+    def after_step(self, w, n, epoch_end):
+        s = self.spec
+        if epoch_end:
+            self.epoch += 1
+        if s["swa_unit"] == "step":
+            due = n % s["swa_every"] == 0 and n > s["swa_start"]
+        else:
+            due = epoch_end and self.epoch % s["swa_every"] == 0 and self.epoch > s["swa_start"]
+        if due:
+            self.avg = w.copy() if self.k == 0 else self.avg + (w - self.avg) / self.dt(self.k + 1)
+            self.k += 1
+        return self.avg.copy(), False
+
+
+class Lookahead:
+    """Section 4.8: slow weights pulled toward w every k steps, then copied into w."""
+
+    def __init__(self, spec, w0, dt):
+        if spec["start"] not in ("copy", "first"):
+            raise Malformed(f"optimizer.average.start: unknown {spec['start']!r}")
+        if spec["on_sync"] not in ("keep", "reset"):
+            raise Malformed(f"optimizer.average.on_sync: unknown {spec['on_sync']!r}")
+        self.spec, self.dt = spec, dt
+        self.slow = w0.copy()
+        self.syncs = 0
+
+    def after_step(self, w, n, epoch_end):
+        s = self.spec
+        if n % s["k"] != 0:
+            return self.slow.copy(), False
+        if s["start"] == "first" and self.syncs == 0:
+            self.slow = w.copy()
+        else:
+            self.slow = self.slow + self.dt(s["alpha"]) * (w - self.slow)
+        self.syncs += 1
+        return self.slow.copy(), True                   # the caller copies slow into w
+
+
+AVERAGERS = {"ema": EMA, "switch_ema": EMA, "swa": SWA, "lookahead": Lookahead}
+
+
 # --------------------------------------------------------------------------------------
 # One case: the loop of section 6.
 # --------------------------------------------------------------------------------------
@@ -494,14 +546,15 @@ def run_case(case):
         raise Malformed(f"problem.kind: unknown {problem['kind']!r} (refused, not guessed)")
     if opt["base"]["kind"] not in BASES:
         raise Malformed(f"optimizer.base.kind: unknown {opt['base']['kind']!r}")
-    if opt["average"] is not None and opt["average"]["kind"] not in ("ema", "switch_ema"):
+    if opt["average"] is not None and opt["average"]["kind"] not in AVERAGERS:
         raise Malformed(f"optimizer.average.kind: unknown {opt['average']['kind']!r}")
 
     make_oracle = PROBLEMS[problem["kind"]](problem, dt)
     w = np.array(case["w0"], dtype=dt)
     base = BASES[opt["base"]["kind"]](opt["base"], dt)
     sam = SAM(opt["sam"], dt) if opt["sam"] is not None else None
-    averager = EMA(opt["average"], w, dt) if opt["average"] is not None else None
+    averager = (AVERAGERS[opt["average"]["kind"]](opt["average"], w, dt)
+                if opt["average"] is not None else None)
     K = case["diverges_at"]
 
     for n, s in enumerate(case["steps"], start=1):
@@ -532,7 +585,7 @@ def run_case(case):
                 average, switch = averager.after_step(w, n, s["epoch_end"])
                 if switch:                              # w := the reported average
                     w = average.copy()
-                    if averager.spec["on_switch"] == "reset":
+                    if averager.spec.get("on_switch", averager.spec.get("on_sync")) == "reset":
                         base.reset()
         except ArithmeticError as exc:
             raised = exc

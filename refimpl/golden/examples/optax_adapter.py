@@ -12,6 +12,8 @@ module turns on):
   ``optax.inject_hyperparams`` so the checker's per-step learning rate is set before each
   update; coupled weight decay is ``optax.add_decayed_weights`` chained BEFORE the
   optimizer, and maximize is ``optax.scale(-1.0)`` before that (PyTorch's order);
+* Lookahead with ``optax.lookahead`` (slow weights from the initial parameters, refimpl's
+  ``start="copy"``; ``reset_state`` for ``on_sync="reset"``); optax has no SWA;
 * model EMA with ``optax.ema(decay, debias=True)`` applied to the parameters: a zero
   start with debiasing, refimpl's ``start="zeros"``; Switch EMA copies the debiased
   average into the parameters (``on_switch="reset"`` re-initialises the optimizer state;
@@ -122,7 +124,14 @@ class Stepper:
         self.state = self.opt.init(self.w)
         self.av = case.average
         self.n = self.epoch = 0
-        if self.av is not None:
+        self.lookahead = self.av is not None and self.av.kind == "lookahead"
+        if self.lookahead:  # optax.lookahead carries (fast, slow) as the parameters
+            self.opt = optax.lookahead(self.opt, sync_period=self.av["k"],
+                                       slow_step_size=self.av["alpha"],
+                                       reset_state=self.av["on_sync"] == "reset")
+            self.params = optax.LookaheadParams.init_synced(self.w)
+            self.state = self.opt.init(self.params)
+        elif self.av is not None:
             self.ema = optax.ema(self.av["decay"], debias=True)
             self.ema_state = self.ema.init(self.w)
             self.average = jnp.zeros_like(self.w)  # nothing averaged yet
@@ -132,7 +141,8 @@ class Stepper:
         return jnp.asarray(np.asarray(g), dtype=self.dtype)
 
     def _set_lr(self, lr):
-        self.state[-1].hyperparams["learning_rate"] = jnp.asarray(lr, dtype=self.dtype)
+        chain = self.state.fast_state if self.lookahead else self.state
+        chain[-1].hyperparams["learning_rate"] = jnp.asarray(lr, dtype=self.dtype)
 
     def _switch_due(self, epoch_end):
         av, n = self.av, self.n
@@ -160,6 +170,11 @@ class Stepper:
                     den = global_norm(g_adv) + sam["eps"]
                 g_adv = g_adv * jnp.where(den != 0, num / jnp.where(den != 0, den, 1), 0)
             g = g_adv
+        if self.lookahead:
+            updates, self.state = self.opt.update(g, self.state, self.params)
+            self.params = optax.apply_updates(self.params, updates)
+            self.w = self.params.fast
+            return np.asarray(self.w), np.asarray(self.params.slow)
         updates, self.state = self.opt.update(g, self.state, w)
         self.w = optax.apply_updates(w, updates)
         self.n += 1
@@ -178,7 +193,13 @@ class Stepper:
 
 def _supported(case):
     av = case.average
-    if av is not None:
+    if av is not None and av.kind == "swa":
+        raise Unsupported("optax has no SWA (equal-weight averaging)")
+    if av is not None and av.kind == "lookahead":
+        if av["start"] != "copy":
+            raise Unsupported("optax.lookahead starts the slow weights at the initial "
+                              "parameters (start='copy' only)")
+    elif av is not None:
         if av["start"] != "zeros":
             raise Unsupported("optax.ema starts from zeros (start='zeros' only)")
         if av["warmup"] is not None:

@@ -13,6 +13,9 @@ depends on it):
   lerps like ``get_ema_multi_avg_fn`` with the step's decay (warm-ups included);
   Switch EMA on top of it (copy the average into the model; ``on_switch="reset"``
   clears ``optimizer.state``);
+* SWA with ``AveragedModel``'s default equal average, and Lookahead written here as
+  timm's ``Lookahead`` computes it (``slow.add_(fast - slow, alpha=alpha)``, then
+  ``fast.copy_(slow)``; ``on_sync="reset"`` clears ``optimizer.state``);
 * a SAM / ASAM / USAM / StableSAM wrapper in the style of the widely used davda54/sam
   code: the ascent is added to the parameters in place and subtracted again after the
   second gradient, then the base optimizer steps.
@@ -139,7 +142,14 @@ class Stepper:
         self.av = case.average
         self.n = 0
         self.epoch = 0
-        if self.av is not None:
+        if self.av is not None and self.av.kind == "swa":
+            self.averaged = AveragedModel(self.model)  # the default: equal average (SWA)
+        elif self.av is not None and self.av.kind == "lookahead":
+            # timm's Lookahead, written here for one tensor: the slow buffer is w0 (the
+            # paper) or, for start="first", created from the fast weights at the first sync
+            self.slow = p.detach().clone() if self.av["start"] == "copy" else None
+            self.w0 = p.detach().clone()  # reported until a "first" slow buffer exists
+        elif self.av is not None:
             self.decay = self.av["decay"]
 
             @torch.no_grad()
@@ -156,6 +166,12 @@ class Stepper:
             _, g = grad_fn(p.detach().cpu().numpy())
             return torch.tensor(np.asarray(g), dtype=self.dtype)
         return grad_at
+
+    def _snapshot_due(self, epoch_end):
+        av, n = self.av, self.n
+        if av["swa_unit"] == "step":
+            return n % av["swa_every"] == 0 and n > av["swa_start"]
+        return epoch_end and self.epoch % av["swa_every"] == 0 and self.epoch > av["swa_start"]
 
     def _switch_due(self, epoch_end):
         av, n = self.av, self.n
@@ -178,7 +194,22 @@ class Stepper:
         if inputs.epoch_end:
             self.epoch += 1
         average = None
-        if self.av is not None:
+        if self.av is not None and self.av.kind == "swa":
+            if self._snapshot_due(inputs.epoch_end):
+                self.averaged.update_parameters(self.model)
+            average = self.averaged.module.w.detach().numpy().copy()
+        elif self.av is not None and self.av.kind == "lookahead":
+            if self.n % self.av["k"] == 0:
+                fast = self.model.w
+                with torch.no_grad():
+                    if self.slow is None:
+                        self.slow = fast.detach().clone()
+                    self.slow.add_(fast - self.slow, alpha=self.av["alpha"])
+                    fast.copy_(self.slow)
+                if self.av["on_sync"] == "reset":
+                    self.opt.state.clear()
+            average = (self.slow if self.slow is not None else self.w0).detach().numpy().copy()
+        elif self.av is not None:
             if self.n % self.av["update_every"] == 0:
                 self.decay = ema_decay(self.av, self.n)
                 self.averaged.update_parameters(self.model)
@@ -198,7 +229,7 @@ def make(case):
         raise Unsupported("torch.optim has no FAME")
     if b.kind == "sgd" and b["convention"] == "keras":
         raise Unsupported("torch.optim.SGD has no Keras-style momentum (lr inside the velocity)")
-    if case.average is not None and case.average["start"] == "zeros":
+    if case.average is not None and case.average.get("start") == "zeros":
         raise Unsupported("AveragedModel has no zero start with debiasing (start='zeros')")
     if b.kind == "adam" and b.get("amsgrad") == "debiased":
         raise Unsupported("torch's AMSGrad keeps the raw maximum (optax's is debiased)")
