@@ -400,6 +400,128 @@ tut.number("momentum 0.9, keep: largest SEMA variance / SGD variance",
            np.max(m_hb.var_w[1:, 0] / v_hb[1:]))
 
 # %% [markdown]
+# ## Beside the averagers it is measured against: EMA, SWA and Lookahead
+#
+# The Switch EMA paper positions SEMA against two older ways of averaging weights
+# ([sources](../proofs/sources.md#swa-and-lookahead)):
+#
+# - **SWA** keeps the *equal* mean of snapshots taken once per epoch after a start
+#   epoch (torch's `AveragedModel`): $\bar w = \frac{1}{N} \sum_{j=1}^{N} w_{n_j}$. It never
+#   touches $w$.
+# - **Lookahead** keeps slow weights that every $k$ steps move a fraction $\alpha$ toward
+#   the fast weights, which then restart from them:
+#   $\phi \leftarrow \phi + \alpha (w - \phi)$, $w \leftarrow \phi$. That is SEMA's switch
+#   with a different average: exactly Switch EMA with decay $1 - \alpha$ whose EMA is
+#   updated only at the switches (`tests/test_averagers.py` checks it bit for bit).
+#
+# All four are linear on the NQM, so `theory.moments` gives their exact expected losses
+# on the run above ($h = 1$, $\eta = 0.1$, $K = 10$, $w_0 - w^* = 10$): SWA from the end
+# of epoch 51 (`swa_start=50`) and, to show what an early start costs, from epoch 1;
+# Lookahead with $k = K$ and timm's default $\alpha = 0.5$. The loss that matters is that
+# of the weights each method hands back: the EMA's, SEMA's and SWA's average,
+# Lookahead's slow weights, SGD's $w$.
+
+# %%
+averagers = {"SWA from epoch 51": r.SWA(sgd, swa_start=50),
+             "SWA from epoch 1": r.SWA(sgd, swa_start=0),
+             "Lookahead": r.Lookahead(sgd, k=K, alpha=0.5)}
+exact.update({name: theory.moments(NQM, opt, w0=W0, steps=STEPS, steps_per_epoch=K)
+              for name, opt in averagers.items()})
+returned = {"SGD": exact["SGD"].loss_w, "EMA": exact["EMA"].loss_avg,
+            "SEMA": exact["SEMA"].loss_avg, "Lookahead": exact["Lookahead"].loss_avg,
+            "SWA from epoch 51": exact["SWA from epoch 51"].loss_avg,
+            "SWA from epoch 1": exact["SWA from epoch 1"].loss_avg}
+floor = float(theory.stationary(NQM, sgd).loss_w[0])    # SGD's steady-state loss
+reach = {name: int(np.argmax(loss <= 2 * floor)) for name, loss in returned.items()}
+final = {name: float(loss[-1]) for name, loss in returned.items()}
+for name in returned:
+    tut.number(f"{name}: first step with expected loss <= 2 x SGD's steady state", reach[name])
+    tut.number(f"{name}: expected loss at step {STEPS}", final[name])
+tut.number("SGD's steady-state expected loss", floor)
+swa0 = exact["SWA from epoch 1"]
+bias_share = float(0.5 * swa0.mean_avg[-1, 0] ** 2 / swa0.loss_avg[-1])
+tut.number(f"SWA from epoch 1: share of its step-{STEPS} loss that is bias", bias_share)
+# the EMA, SEMA and Lookahead settle on a floor (their stationary orbit); SWA keeps falling
+# (phase 0 of each orbit: step 2000 is a multiple of every period)
+settled = {name: float(theory.stationary(NQM, opts_av, steps_per_epoch=K).loss_avg[0])
+           for name, opts_av in (("EMA", opts["EMA"]), ("SEMA", opts["SEMA"]),
+                                 ("Lookahead", averagers["Lookahead"]))}
+swa_drop = float(returned["SWA from epoch 51"][1000] / returned["SWA from epoch 51"][STEPS])
+tut.number(f"SWA from epoch 51: loss at step 1000 / loss at step {STEPS}", swa_drop)
+for name in settled:
+    tut.number(f"{name}: loss at step {STEPS} / its steady-state floor", final[name] / settled[name])
+
+# %% [markdown]
+# The same Monte Carlo test as before, for the new averagers: their means and variances
+# at the tested steps against the exact ones.
+
+# %%
+RUNS_AV = 200 if FAST else 600
+moment_av = {name: (exact[name].mean_avg, exact[name].var_avg) for name in averagers}
+level_av = 1e-6 / (2 * len(moment_av) * ROWS.size)
+z_av = scipy.stats.norm.isf(level_av / 2)
+q_av = (scipy.stats.chi2.ppf(level_av / 2, RUNS_AV - 1) / (RUNS_AV - 1),
+        scipy.stats.chi2.isf(level_av / 2, RUNS_AV - 1) / (RUNS_AV - 1))
+zs_av, qs_av = [], []
+for name, opt in averagers.items():
+    xa = np.array([r.train(NQM, opt, w0=W0, steps=STEPS, steps_per_epoch=K, seed=seed,
+                           record_params=True).averages[:, 0] for seed in range(RUNS_AV)])
+    xa = xa[:, ROWS]
+    mu_av, var_av = moment_av[name]
+    live = var_av[ROWS, 0] > 0       # SWA's average is exactly w0 before its first snapshot
+    assert np.all(xa[:, ~live] == W0[0])
+    zs_av += list((xa.mean(0) - mu_av[ROWS, 0])[live] / np.sqrt(var_av[ROWS, 0][live] / RUNS_AV))
+    qs_av += list(xa.var(0, ddof=1)[live] / var_av[ROWS, 0][live])
+zs_av, qs_av = np.array(zs_av), np.array(qs_av)
+tut.number("Monte Carlo runs per averager", RUNS_AV)
+tut.number("averagers: largest |z| of a mean", np.max(np.abs(zs_av)))
+tut.number("averagers: allowed |z|", z_av)
+
+# %%
+fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
+style_av = {"SGD": ("tab:gray", "-"), "EMA": ("tab:blue", "-"), "SEMA": ("tab:red", "-"),
+            "Lookahead": ("tab:green", "-"), "SWA from epoch 51": ("tab:purple", "-"),
+            "SWA from epoch 1": ("tab:purple", ":")}
+for name, loss in returned.items():
+    color, ls = style_av[name]
+    ax.loglog(steps[1:], loss[1:], ls, color=color, label=name)
+ax.axhline(2 * floor, color="k", lw=0.8, ls="--", label="2 x SGD's steady state")
+ax.set(xlabel="step", ylabel="expected loss of the returned weights",
+       title=f"NQM, $h = 1$, $\\eta = {LR}$, $K = {K}$: EMA and SEMA $\\rho = {RHO}$, "
+             "Lookahead $k = K$, $\\alpha = 0.5$")
+ax.legend(loc="lower left")
+tut.figure(fig, "averagers",
+           "Exact expected loss of the weights each method returns. Lookahead and SGD reach "
+           "the dashed level first; SEMA is last; the EMA, SEMA and Lookahead then sit on "
+           "flat floors while SWA's equal mean keeps falling, and ends lowest. Started at "
+           "epoch 1 (dotted), SWA carries the early iterates' bias.")
+
+# %% [markdown]
+# Read the figure in two phases.
+#
+# **Early (the bias phase): Lookahead is the fast one.** Its slow weights reach twice
+# SGD's steady-state loss within a few epochs of SGD itself (printed: the first step
+# below the dashed line), long before the EMA's average, late-started SWA's (which waits
+# for its start epoch) and SEMA's, the slowest. A pull of $\alpha = 0.5$ every 10 steps costs little
+# progress; SEMA's switch to an average with a 100-step horizon costs a lot.
+#
+# **Late (the variance phase): SWA wins, if started late.** The EMA, SEMA and Lookahead
+# settle on floors (their stationary orbits: at step 2000 the EMA and Lookahead are on
+# them, SEMA, the slowest, still a fraction of a percent above, printed); SEMA's floor is
+# below the EMA's, as the steady-state section showed, and
+# Lookahead's, with $\alpha = 0.5$, is above both. SWA's mean of $N$ snapshots has a
+# variance that keeps falling (roughly like $1/N$ once the snapshots decorrelate: the
+# printed loss at step 1000 over that at 2000), so given enough steps after its start it
+# ends below all of them. Started at epoch 1 it averages in the far-away early iterates:
+# a bias that makes up more than half of its final loss (printed), though on this run it
+# still ends below the others.
+#
+# So on the NQM each wins where its design says: Lookahead anytime and early, SWA at the
+# end of a long run started after the transient, the EMA in between at no cost to the
+# training run, and SEMA only late, below the EMA's floor but above SWA's. The paper's
+# claims about flatness and generalisation are not what this model measures.
+
+# %% [markdown]
 # ## A small network: two spirals
 #
 # Now a real (if tiny) network: a 2-16-16-2 tanh MLP with cross-entropy on 200 points of
@@ -584,6 +706,13 @@ tut.figure(fig, "kept_fraction",
 # %% [markdown]
 # ## What we checked
 #
+# - Averagers: SWA's (started at epochs 51 and 1) and Lookahead's exact means and
+#   variances match seeded runs (z and $\chi^2$ bounds, family-wise false alarm
+#   $\le 10^{-6}$); Lookahead's slow weights reach twice SGD's steady-state loss before
+#   the EMA's, SEMA's and SWA's averages; at step 2000 the EMA and Lookahead sit on their
+#   stationary floors (within $10^{-6}$ relative) and SEMA within 1 % above its own, while
+#   late-started SWA's loss is still falling and is the lowest of all; started at epoch 1,
+#   SWA's final loss is more than half bias.
 # - Exact theory = Monte Carlo: means and variances of SGD's $w$, the EMA's $w$ and
 #   average, SEMA's $w$ and average from `refimpl.train` lie within the z and $\chi^2$
 #   bounds of the exact moments (family-wise false alarm $\le 10^{-6}$).
@@ -644,6 +773,27 @@ tut.check(bool(np.all(np.abs(ratio_dir[1] / closed_k1 - 1) <= lyapunov_tol(radiu
 tut.check(bool(all(np.array_equal(ratio_dir[k] < 1, sign > 0) for k in K_DIR)),
           "SEMA's average beats the EMA's exactly where rho a (rho + a) > 0 (lr h < 1 and "
           "1 + rho < lr h < 2), for K = 1, 10, 100")
+
+# %%
+tut.check(bool(np.all(np.abs(zs_av) <= z_av) and np.all((qs_av >= q_av[0]) & (qs_av <= q_av[1]))),
+          "SWA's and Lookahead's exact means and variances match seeded runs (z and "
+          "chi-square bounds)")
+tut.check(bool(reach["Lookahead"] < min(reach["EMA"], reach["SEMA"], reach["SWA from epoch 51"])
+               and reach["SEMA"] == max(reach[n] for n in ("EMA", "SEMA", "Lookahead",
+                                                          "SWA from epoch 51"))),
+          "Lookahead reaches twice SGD's steady-state loss before the EMA, SEMA and SWA; "
+          "SEMA is last of the averagers")
+tut.check(bool(all(abs(final[n] / settled[n] - 1) < 1e-6 for n in ("EMA", "Lookahead"))
+               and 0 < final["SEMA"] / settled["SEMA"] - 1 < 0.01
+               and swa_drop > 1.5
+               and final["SWA from epoch 51"] == min(final.values())
+               and final["SEMA"] < final["EMA"] < final["Lookahead"] < final["SGD"]),
+          "at step 2000 the EMA and Lookahead sit on their floors and SEMA is within 1 % "
+          "above its own (SEMA < EMA < Lookahead < SGD), while late-started SWA is still "
+          "falling and lowest of all")
+tut.check(bool(bias_share > 0.5 and final["SWA from epoch 1"] > final["SWA from epoch 51"]),
+          "SWA started at epoch 1 ends worse than started at epoch 51, its loss more than "
+          "half bias")
 
 # %%
 tut.check(bool(all(min(first[s]["Adam"], first[s]["EMA 0.9"]) > 0
