@@ -15,8 +15,8 @@ calls, in the same order, so stepping by hand gives the same numbers bit for bit
 Inside the kernel an optimizer is its three layers, outermost first: an averager (none,
 EMA, SwitchEMA, SWA, Lookahead), a perturbation (none, SAM, StableSAM) and a base (SGD, Adam, FAME), each
 given as a kind code plus arrays of hyperparameters (``_loop_args``). The base state
-lives in the rows of one array (1 row for SGD, 3 for Adam, 4 for official FAME, 6 for
-full FAME) plus a (6,) array of scalars; every row starts at zero, as ``init`` makes it.
+lives in the rows of one array (1 row for SGD, 3 for Adam, 4 for official FAME (5 with
+AMSGrad), 6 for full FAME) plus a (6,) array of scalars; every row starts at zero, as ``init`` makes it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from refimpl.optimizers.averagers import (SWA, Lookahead, lookahead_sync_kernel,
                                           swa_update_kernel)
 from refimpl.optimizers.ema import (EMA, WARMUPS, SwitchEMA, debias_kernel, ema_decay_kernel,
                                     ema_update_kernel, switch_due)
-from refimpl.optimizers.fame import FAME, fame_full_kernel, fame_official_kernel
+from refimpl.optimizers.fame import (FAME, fame_full_kernel, fame_official_amsgrad_kernel,
+                                     fame_official_kernel)
 from refimpl.optimizers.sam import (ADAPTIVE, ASCENTS, SAM, StableSAM, ascent_kernel,
                                     stable_rescale_kernel)
 from refimpl.optimizers.sgd import SGD, sgd_kernel
@@ -90,6 +91,11 @@ def base_kernel(kind, hp, flags, w, g, S, R, count, lr):
         adam_kernel(w, S[0], S[1], S[2], g, lr, hp[0], hp[1], hp[2], hp[3], flags[0] != 0, t,
                     flags[1] != 0, flags[2])
         return 0
+    if flags[0] == 0 and flags[4] != 0:
+        fame_official_amsgrad_kernel(w, S[0], S[1], S[2], S[3], S[4], R[:3], g, lr, hp[0],
+                                     hp[1], hp[2], hp[3], hp[5], hp[6], flags[1] != 0,
+                                     flags[2] != 0, t)
+        return 0
     if flags[0] == 0:
         fame_official_kernel(w, S[0], S[1], S[2], S[3], R[:3], g, lr, hp[0], hp[1], hp[2],
                              hp[3], hp[5], hp[6], flags[1] != 0, flags[2] != 0, t)
@@ -127,13 +133,14 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, l
     # to hand back the last finite iterate if an update overflows (only when the record
     # is returned on divergence: keep_last_finite, i.e. on_divergence="stop")
     w_before = np.empty(d if keep_last_finite else 0)
-    # the base state rows: SGD's buffer, Adam's m, v and v_max, official FAME's 4, full FAME's 6
+    # the base state rows: SGD's buffer, Adam's m, v and v_max, official FAME's 4 (5 with
+    # AMSGrad's v_max), full FAME's 6
     if base == BASE_SGD:
         rows = 1
     elif base == BASE_ADAM:
         rows = 3
     elif base_flags[0] == 0:
-        rows = 4
+        rows = 5 if base_flags[4] else 4
     else:
         rows = 6
     S = np.zeros((rows, d))

@@ -549,3 +549,106 @@ def test_all_five_betas_validated(name, bad):
 def test_bad_hyperparameters_name_the_parameter(name, bad, exc):
     with pytest.raises(exc, match=name):
         FAME(**{name: bad})
+
+
+# ---------------------------------------------------------------------------- AMSGrad
+
+def ref_official_amsgrad(w, s, g, lr, b1, b2, b3, b4, eps, wd):
+    """Scalar transcription of the FAME authors' ``Tema`` with ``amsgrad=True`` (their
+    ``torch.maximum(max_exp_avg_sqs[i], exp_avg_sq)``, then
+    ``max_exp_avg_sqs[i].sqrt() / math.sqrt(bias_correction2) + eps``), no maximize."""
+    t = float(s["count"] + 1)
+    bias_correction1, bias_correction2 = 1 - b1 ** t, 1 - b2 ** t
+    w, m1, m2, m3, v, vm = (list(a) for a in (w, s["m1"], s["m2"], s["m3"], s["v"], s["vm"]))
+    for i in range(len(w)):
+        gi = g[i] + wd * w[i] if wd != 0 else g[i]
+        m1[i] = b1 * m1[i] + (1 - b1) * gi
+        m2[i] = b3 * m2[i] + (1 - b3) * m1[i]
+        m3[i] = b4 * m3[i] + (1 - b4) * m2[i]
+        v[i] = b2 * v[i] + (1 - b2) * gi * gi
+        vm[i] = max(vm[i], v[i])
+        denom = math.sqrt(vm[i]) / math.sqrt(bias_correction2) + eps
+        # param.addcdiv_(tema, denom, value=-step_size): the quotient first
+        w[i] = w[i] - (lr / bias_correction1) * (((3 * m1[i] - 3 * m2[i]) + m3[i]) / denom)
+    return w, dict(count=s["count"] + 1, m1=m1, m2=m2, m3=m3, v=v, vm=vm)
+
+
+@given(steps=st.integers(1, 12), data=st.data(), beta3=decays, beta4=decays,
+       lr=st.floats(0.0, 1.0), beta1=decays, beta2=decays, weight_decay=st.floats(0.0, 1.0))
+def test_amsgrad_equals_the_authors_code_transcription(steps, data, beta3, beta4, lr, beta1,
+                                                       beta2, weight_decay):
+    """FAME(amsgrad=True) against the scalar transcription of the authors' loop, bit for
+    bit (their addcdiv divides first, as refimpl does)."""
+    w, grads = _grads(data, steps)
+    opt = FAME(lr=lr, beta1=beta1, beta2=beta2, beta3=beta3, beta4=beta4,
+               weight_decay=weight_decay, amsgrad=True)
+    state, ref = opt.init(w), dict(count=0, m1=[0.0] * len(w), m2=[0.0] * len(w),
+                                   m3=[0.0] * len(w), v=[0.0] * len(w), vm=[0.0] * len(w))
+    rw = w.tolist()
+    for g in grads:
+        rw_new, ref = ref_official_amsgrad(rw, ref, g.tolist(), lr, beta1, beta2, beta3, beta4,
+                                           1e-8, weight_decay)
+        if not all(math.isfinite(x) for x in rw_new):
+            return
+        try:
+            w_new, state = opt.update(w, state, g)
+        except FloatingPointError:
+            return
+        assert np.array_equal(w_new, rw_new)
+        assert np.array_equal(state.v_max, ref["vm"]) and np.array_equal(state.v, ref["v"])
+        w, rw = w_new, rw_new
+
+
+@given(steps=st.integers(1, 12), data=st.data(), beta1=decays, beta2=decays,
+       lr=st.floats(0.0, 1.0))
+def test_amsgrad_with_b3_b4_zero_is_adams_amsgrad_bitwise(steps, data, beta1, beta2, lr):
+    """The FAME-adam reduction holds with AMSGrad too: b3 = b4 = 0 gives torch's AMSGrad
+    (Adam(amsgrad=True)) bit for bit, including the running maximum."""
+    w, grads = _grads(data, steps)
+    fame = FAME(lr=lr, beta1=beta1, beta2=beta2, beta3=0.0, beta4=0.0, amsgrad=True)
+    adam = Adam(lr=lr, beta1=beta1, beta2=beta2, amsgrad=True)
+    wf, sf, wa, sa = w, fame.init(w), w, adam.init(w)
+    for g in grads:
+        try:
+            wa, sa = adam.update(wa, sa, g)
+        except FloatingPointError:
+            with pytest.raises(FloatingPointError):
+                fame.update(wf, sf, g)
+            return
+        wf, sf = fame.update(wf, sf, g)
+        assert np.array_equal(wf, wa) and np.array_equal(sf.v_max, sa.v_max)
+
+
+def test_amsgrad_by_hand_after_the_second_moment_falls():
+    """Adam's hand case with b3 = b4 = 0.5: lr 1, betas (0.5, 0.5), eps 2^-40, g = 2 then 0.
+    Step 1: m1 = 1, m2 = 0.5, m3 = 0.25, TEMA = 1.75 (= 3 - 1.5 + 0.25), v = 2, step size
+    2, denominator 2 + eps: w1 = -1.75 (to eps's 2^-41). Step 2: m1 = 0.5, m2 = 0.5,
+    m3 = 0.375, TEMA = 0.375; v = 1 falls, v_max stays 2: denominator
+    sqrt(2) / sqrt(3/4) = sqrt(8/3); step size 4/3: the step is 0.5 / sqrt(8/3) =
+    sqrt(3/32) = 0.30619 (plain FAME: 0.5 / (2 / sqrt(3)) = 0.43301)."""
+    for amsgrad, second in ((True, math.sqrt(3 / 32)), (False, math.sqrt(3) / 4)):
+        opt = FAME(lr=1.0, beta1=0.5, beta2=0.5, beta3=0.5, beta4=0.5, eps=2.0 ** -40,
+                   amsgrad=amsgrad)
+        w0 = np.array([0.0])
+        w1, s1 = opt.update(w0, opt.init(w0), np.array([2.0]))
+        assert w1[0] == pytest.approx(-1.75, rel=2.0 ** -39)
+        w2, s2 = opt.update(w1, s1, np.array([0.0]))
+        assert w1[0] - w2[0] == pytest.approx(second, rel=8 * EPS + 2.0 ** -39)
+        assert s2.v_max[0] == (2.0 if amsgrad else 0.0)
+
+
+def test_amsgrad_validation_and_the_loop():
+    with pytest.raises(ValueError, match="amsgrad must be False with variant='full'"):
+        FAME(variant="full", amsgrad=True)
+    with pytest.raises(TypeError, match="amsgrad"):
+        FAME(amsgrad=1)
+    import refimpl as r
+    from tests.helpers import hand_run
+    problem = r.NoisyQuadratic(np.array([1.0, 0.3, 2.0]), batch_size=2)
+    for opt in (FAME(lr=0.05, amsgrad=True, debias="exact", beta3=0.3, beta4=0.7),
+                r.SwitchEMA(r.SAM(FAME(lr=0.05, amsgrad=True, maximize=False), rho=0.1),
+                            decay=0.5, switch_unit="step", switch_every=3, on_switch="reset")):
+        rec = r.train(problem, opt, w0=np.array([1.0, -1.0, 0.5]), steps=25, seed=4,
+                      record_params=True)
+        assert np.array_equal(rec.params, hand_run(problem, opt, np.array([1.0, -1.0, 0.5]), 25,
+                                                   seed=4)[0])

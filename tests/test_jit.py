@@ -49,6 +49,11 @@ def _fame_official(rng):
             bool(rng.integers(2)), float(rng.integers(1, 50)))
 
 
+def _fame_official_amsgrad(rng):
+    args = _fame_official(rng)
+    return args[:5] + (_pos(rng),) + args[5:]
+
+
 def _fame_full(rng):
     return (_vec(rng), _vec(rng), _vec(rng), _vec(rng), _pos(rng), _pos(rng), _pos(rng),
             np.zeros(6), _vec(rng) * 10, float(rng.uniform(0, 0.1)), 0.9, 0.999,
@@ -108,7 +113,7 @@ def _train(rng):
     base = int(rng.integers(3))
     base_hp = {0: np.array([0.9, 0.0, 0.01]), 1: np.array([0.9, 0.999, 1e-8, 0.0]),
                2: np.array([0.9, 0.999, 0.5, 0.5, 0.5, 1e-8, 0.0])}[base]
-    base_flags = {0: np.array([1, 0, 0]), 1: np.array([0, int(rng.integers(2)), int(rng.integers(3))]), 2: np.array([int(rng.integers(2)), 0, 1, int(rng.integers(2))])}[base]
+    base_flags = {0: np.array([1, 0, 0]), 1: np.array([0, int(rng.integers(2)), int(rng.integers(3))]), 2: np.array([int(rng.integers(2)), 0, 1, int(rng.integers(2)), int(rng.integers(2))])}[base]
     return (problem, H, _pos(rng)[:d], rng.standard_normal(d), _pos(rng)[:d],
             rng.standard_normal((steps, d)), net, X, Y, batches, rng.standard_normal(d),
             np.full(steps, 0.01), 5,
@@ -143,6 +148,7 @@ CASES = {
         rng.standard_normal(30), float(rng.uniform(0, 0.99)), float(rng.uniform(0, 0.99)),
         float(rng.uniform(0, 0.99)), int(rng.integers(1, 4)), bool(rng.integers(2)), np.empty(30)),
     "refimpl.optimizers.fame.fame_official_kernel": _fame_official,
+    "refimpl.optimizers.fame.fame_official_amsgrad_kernel": _fame_official_amsgrad,
     "refimpl.optimizers.fame.fame_full_kernel": _fame_full,
     "refimpl.optimizers.sgd.sgd_kernel": _sgd,
     "refimpl.optimizers.sam.ascent_kernel": lambda rng: (
@@ -151,6 +157,13 @@ CASES = {
     "refimpl.optimizers.sam.stable_rescale_kernel": lambda rng: (
         _vec(rng), _vec(rng), _vec(rng), _vec(rng), float(rng.choice([0.0, 1e-12])),
         bool(rng.integers(2)), np.empty(D)),
+    "refimpl.optimizers.averagers.swa_update_kernel": lambda rng: (
+        _vec(rng), _vec(rng), int(rng.integers(0, 5))),
+    "refimpl.optimizers.averagers.swa_due": lambda rng: (
+        int(rng.integers(1, 40)), int(rng.integers(0, 10)), bool(rng.integers(2)),
+        int(rng.integers(1, 4)), bool(rng.integers(2)), int(rng.integers(0, 4))),
+    "refimpl.optimizers.averagers.lookahead_sync_kernel": lambda rng: (
+        _vec(rng), _vec(rng), float(rng.uniform(0, 1)), bool(rng.integers(2))),
     "refimpl.optimizers.ema.ema_update_kernel": lambda rng: (_vec(rng), _vec(rng), float(rng.uniform(0, 1))),
     "refimpl.optimizers.ema.debias_kernel": lambda rng: (_vec(rng), float(rng.choice([1.0, 0.5, 0.9 ** 7])), np.empty(D)),
     "refimpl.optimizers.ema.ema_decay_kernel": lambda rng: (

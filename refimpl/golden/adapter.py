@@ -44,7 +44,8 @@ def build(case, **overrides):
         opt = r.FAME(lr=lr, beta1=b["beta1"], beta2=b["beta2"], beta3=b["beta3"],
                      beta4=b["beta4"], beta5=b["beta5"], eps=b["eps"],
                      weight_decay=b["weight_decay"], maximize=b["maximize"],
-                     variant=b["variant"], debias=b["debias"], v_guard=b["v_guard"])
+                     variant=b["variant"], debias=b["debias"], v_guard=b["v_guard"],
+                     amsgrad=b.get("amsgrad", False))
     s = layers["sam"]
     if s is not None:
         cls = r.SAM if s["kind"] == "sam" else r.StableSAM

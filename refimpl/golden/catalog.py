@@ -180,12 +180,16 @@ def adam(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False,
 
 
 def fame(variant="official", beta1=0.9, beta2=0.999, beta3=0.5, beta4=0.5, beta5=0.5,
-         eps=1e-8, weight_decay=0.0, maximize=False, debias=None, v_guard="adam"):
+         eps=1e-8, weight_decay=0.0, maximize=False, debias=None, v_guard="adam",
+         amsgrad=False):
     if debias is None:
         debias = "adam" if variant == "official" else "exact"
-    return dict(kind="fame", variant=variant, beta1=beta1, beta2=beta2, beta3=beta3,
-                beta4=beta4, beta5=beta5, eps=eps, weight_decay=weight_decay,
-                maximize=maximize, debias=debias, v_guard=v_guard)
+    out = dict(kind="fame", variant=variant, beta1=beta1, beta2=beta2, beta3=beta3,
+               beta4=beta4, beta5=beta5, eps=eps, weight_decay=weight_decay,
+               maximize=maximize, debias=debias, v_guard=v_guard)
+    if amsgrad:  # optional field (FORMAT.md 4.3): written only when on
+        out["amsgrad"] = True
+    return out
 
 
 def sam(kind="sam", rho=0.05, ascent=None, eps=1e-12):
@@ -482,6 +486,13 @@ def _fame_cases():
     out.append(CaseSpec("fame/official-nqm", "Official FAME on the noisy quadratic model.", [],
                         opt(fame()), p, W0_3, [0.05] * T, step_data=data))
     out += [to_float32(out[i]) for i in (0, 5)]
+    falling = replay([[4.0, -2.0], [0.5, 0.25], [0.25, -0.5], [0.125, 0.25], [1.0, 0.5],
+                      [0.0, 0.0], [0.25, 0.125], [0.5, -0.25], [0.0625, 0.5], [0.25, 0.25]])
+    out.append(CaseSpec("fame/official-amsgrad", "Official FAME with the authors' amsgrad=True "
+                        "(the running maximum of the raw v, as torch's Adam), beta2 0.5, "
+                        "b3 0.3, b4 0.7, on a gradient that falls after a spike.",
+                        ["amsgrad_max"], opt(fame(beta2=0.5, beta3=0.3, beta4=0.7, amsgrad=True)),
+                        falling[0], [1.0, -1.0], [0.1] * 10, step_data=falling[1]))
     return out
 
 

@@ -332,6 +332,8 @@ def _semantic_errors(c: dict) -> list[tuple[str, str]]:
         errs += _mlp_errors(prob, d)
     opt = c["optimizer"]
     base, av = opt["base"], opt["average"]
+    if base["kind"] == "fame" and base.get("amsgrad", False) and base["variant"] != "official":
+        errs.append(("optimizer.base.amsgrad", "is an option of the official variant only"))
     if base["kind"] == "sgd":
         if base["nesterov"] and (base["momentum"] <= 0 or base["dampening"] != 0):
             errs.append(("optimizer.base.nesterov", "needs momentum > 0 and dampening == 0"))

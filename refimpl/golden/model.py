@@ -44,6 +44,8 @@ def state_layout(optimizer: dict, d: int) -> list[tuple[str, int]]:
             names.append(("v_max", d))
     elif base["variant"] == "official":
         names += [("m1", d), ("m2", d), ("m3", d), ("v", d), ("resp", 3)]
+        if base.get("amsgrad", False):
+            names.append(("v_max", d))
     else:
         names += [("m1", d), ("m2", d), ("m3", d), ("v1", d), ("v2", d), ("v3", d),
                   ("resp", 6)]
@@ -241,8 +243,10 @@ def fame(ctx, hp, S, w, g, lr, count):
     v1 = lincomb((ctx.const(b2), S[adam_v_name]), (_one_minus(ctx, b2), g * g))
     adam_correction = B.sqrt(1.0 - B.int_power(ctx, b2, t))
     if not full:
-        denom = B.sqrt(v1) / adam_correction + ctx.const(hp["eps"])
         new["v"] = v1
+        if hp.get("amsgrad", False):  # the authors' flag: torch's raw maximum
+            new["v_max"] = v1 = B.maximum(S["v_max"], v1)
+        denom = B.sqrt(v1) / adam_correction + ctx.const(hp["eps"])
     else:
         v2 = _ema(ctx, S["v2"], v1, b4)
         v3 = _ema(ctx, S["v3"], v2, b5)

@@ -15,6 +15,7 @@ Two variants; both are implemented, neither is the other's approximation.
     tema <- 3 m1 - 3 m2 + m3
     v  <- b2 v + (1 - b2) g * g   (plain Adam second moment)
     denom <- sqrt(v) / sqrt(1 - b2**t) + eps
+           (amsgrad=True: v_max <- max(v_max, v); denom <- sqrt(v_max) / sqrt(1 - b2**t) + eps)
     w  <- w - (lr / c_t) * (tema / denom)
 
 with ``c_t = 1 - b1**t`` (``debias="adam"``, the authors' choice) or ``c_t`` = the
@@ -73,8 +74,9 @@ V_GUARDS = ("adam", "zero")
 
 
 class FAMEState(NamedTuple):
-    """Official FAME. ``m1, m2, m3, v``: shape (d,). ``response``: shape (3,), the
-    m-chain's response to a constant 1 (used by ``debias="exact"``)."""
+    """Official FAME. ``m1, m2, m3, v``: shape (d,); ``v_max``: AMSGrad's running maximum
+    of v, shape (d,) (zero without AMSGrad). ``response``: shape (3,), the m-chain's
+    response to a constant 1 (used by ``debias="exact"``)."""
 
     step: int
     count: int
@@ -82,6 +84,7 @@ class FAMEState(NamedTuple):
     m2: np.ndarray
     m3: np.ndarray
     v: np.ndarray
+    v_max: np.ndarray
     response: np.ndarray
 
 
@@ -125,6 +128,35 @@ def fame_official_kernel(w, m1, m2, m3, v, response, g, lr, b1, b2, b3, b4, eps,
         tema = tema_combine(m1[i], m2[i], m3[i])
         v[i] = b2 * v[i] + (1.0 - b2) * gi * gi
         denom = math.sqrt(v[i]) / v_correction_sqrt + eps
+        w[i] = w[i] - step_size * (tema / denom)
+
+
+@kernel
+def fame_official_amsgrad_kernel(w, m1, m2, m3, v, v_max, response, g, lr, b1, b2, b3, b4,
+                                 eps, weight_decay, maximize, exact_debias, t):
+    """Official FAME with the authors' ``amsgrad=True``: the same step with the running
+    maximum of v in the denominator (``torch.maximum(max_exp_avg_sq, exp_avg_sq)``, then
+    divided by the bias correction, as torch's Adam)."""
+    if exact_debias:
+        response[0] = ema_step(response[0], 1.0, b1)
+        response[1] = ema_step(response[1], response[0], b3)
+        response[2] = ema_step(response[2], response[1], b4)
+        m_correction = tema_combine(response[0], response[1], response[2])
+    else:
+        m_correction = 1.0 - b1 ** t
+    step_size = lr / m_correction
+    v_correction_sqrt = math.sqrt(1.0 - b2 ** t)
+    for i in range(w.shape[0]):
+        gi = -g[i] if maximize else g[i]
+        if weight_decay != 0.0:
+            gi = gi + weight_decay * w[i]
+        m1[i] = ema_step(m1[i], gi, b1)
+        m2[i] = ema_step(m2[i], m1[i], b3)
+        m3[i] = ema_step(m3[i], m2[i], b4)
+        tema = tema_combine(m1[i], m2[i], m3[i])
+        v[i] = b2 * v[i] + (1.0 - b2) * gi * gi
+        v_max[i] = max(v_max[i], v[i])
+        denom = math.sqrt(v_max[i]) / v_correction_sqrt + eps
         w[i] = w[i] - step_size * (tema / denom)
 
 
@@ -193,6 +225,8 @@ class FAME(BaseOptimizer):
         default "adam" for "official" (the authors' code), "exact" for "full".
     v_guard : "full" only: "adam" (default; the TEMA second moment never below Adam's)
         or "zero" (``max(v_tema, 0)`` only; can take steps up to ``lr * m / eps``).
+    amsgrad : "official" only (the authors' flag): ``v_max <- max(v_max, v)`` and
+        ``denom <- sqrt(v_max) / sqrt(1 - b2**t) + eps``, as torch's Adam.
     """
 
     lr: Schedule | float = 1e-3
@@ -207,6 +241,7 @@ class FAME(BaseOptimizer):
     variant: str = "official"
     debias: str | None = None
     v_guard: str = "adam"
+    amsgrad: bool = False
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -221,6 +256,10 @@ class FAME(BaseOptimizer):
             set_(self, "debias", "adam" if self.variant == "official" else "exact")
         _validate.choice("debias", self.debias, DEBIAS)
         _validate.choice("v_guard", self.v_guard, V_GUARDS)
+        set_(self, "amsgrad", _validate.flag("amsgrad", self.amsgrad))
+        if self.amsgrad and self.variant != "official":
+            raise ValueError("amsgrad must be False with variant='full': AMSGrad is an option "
+                             "of the authors' code, the 'official' variant")
 
     def _state_type(self):
         return FAMEState if self.variant == "official" else FAMEFullState
@@ -233,7 +272,7 @@ class FAME(BaseOptimizer):
         w = _validate.vector("w", w)
         z = np.zeros_like
         if self.variant == "official":
-            return FAMEState(0, 0, z(w), z(w), z(w), z(w), np.zeros(3))
+            return FAMEState(0, 0, z(w), z(w), z(w), z(w), z(w), np.zeros(3))
         return FAMEFullState(0, 0, z(w), z(w), z(w), z(w), z(w), z(w), np.zeros(6), 0)
 
     def reset(self, state):
@@ -254,11 +293,18 @@ class FAME(BaseOptimizer):
         t = float(state.count + 1)
         w_new = w.copy()
         if self.variant == "official":
-            m1, m2, m3, v, r = (a.copy() for a in (state.m1, state.m2, state.m3, state.v, state.response))
-            fame_official_kernel(w_new, m1, m2, m3, v, r, g, lr, self.beta1, self.beta2,
-                                 self.beta3, self.beta4, self.eps, self.weight_decay,
-                                 self.maximize, exact, t)
-            return self._checked(w_new), FAMEState(state.step + 1, state.count + 1, m1, m2, m3, v, r)
+            m1, m2, m3, v, v_max, r = (a.copy() for a in (state.m1, state.m2, state.m3, state.v,
+                                                          state.v_max, state.response))
+            if self.amsgrad:
+                fame_official_amsgrad_kernel(w_new, m1, m2, m3, v, v_max, r, g, lr, self.beta1,
+                                             self.beta2, self.beta3, self.beta4, self.eps,
+                                             self.weight_decay, self.maximize, exact, t)
+            else:
+                fame_official_kernel(w_new, m1, m2, m3, v, r, g, lr, self.beta1, self.beta2,
+                                     self.beta3, self.beta4, self.eps, self.weight_decay,
+                                     self.maximize, exact, t)
+            return self._checked(w_new), FAMEState(state.step + 1, state.count + 1, m1, m2, m3,
+                                                   v, v_max, r)
         arrays = [a.copy() for a in (state.m1, state.m2, state.m3, state.v1, state.v2,
                                      state.v3, state.response)]
         clipped = fame_full_kernel(w_new, *arrays, g, lr, self.beta1, self.beta2,
@@ -272,5 +318,6 @@ class FAME(BaseOptimizer):
         hp = np.array([self.beta1, self.beta2, self.beta3, self.beta4, self.beta5,
                        self.eps, self.weight_decay])
         flags = np.array([VARIANTS.index(self.variant), self.maximize,
-                          self.debias == "exact", self.v_guard == "adam"], dtype=np.int64)
+                          self.debias == "exact", self.v_guard == "adam", self.amsgrad],
+                         dtype=np.int64)
         return hp, flags

@@ -271,10 +271,14 @@ class FAME:
             raise Malformed(f"optimizer.base.v_guard: unknown {spec['v_guard']!r}")
         self.b = {i: dt(spec[f"beta{i}"]) for i in range(1, 6)}
         self.eps = dt(spec["eps"])
+        self.amsgrad = spec.get("amsgrad", False)
+        if self.amsgrad not in (True, False) or (self.amsgrad and self.variant != "official"):
+            raise Malformed(f"optimizer.base.amsgrad: {self.amsgrad!r} (a boolean, official only)")
         self.reset()
 
     def reset(self):
         self.t = 0
+        self.v_max = None      # AMSGrad's running maximum of v (official variant)
         self.state = None      # m1, m2, m3, v1, v2, v3 (vectors)
         self.resp = None       # r1, r2, r3 (m-chain) and q1, q2, q3 (v-chain) on input 1
 
@@ -314,6 +318,9 @@ class FAME:
 
         m_tema = 3 * m1 - 3 * m2 + m3
         if not full:
+            if self.amsgrad:                            # section 4.3: max of the raw v
+                self.v_max = v1 if self.v_max is None else np.maximum(self.v_max, v1)
+                v1 = self.v_max
             denom = np.sqrt(v1) / np.sqrt(1 - b[2] ** t) + self.eps
             return w - (lr / c) * (m_tema / denom)
         v_tema = 3 * v1 - 3 * v2 + v3
