@@ -289,7 +289,7 @@ def test_refimpl_passes_every_shipped_case_through_the_plugin_protocol():
     """The public protocol with refimpl's own adapter (a MODULE:FACTORY string)."""
     report = golden.check(golden.VECTORS, "refimpl.golden.adapter:make")
     assert report.format_errors == []
-    assert report.count("pass") == 119 and report.count("fail") == 0 and report.count("skip") == 0
+    assert report.count("pass") == 122 and report.count("fail") == 0 and report.count("skip") == 0
     assert report.ok
 
 
@@ -337,7 +337,7 @@ def test_expected_values_equal_the_jitted_training_loop(shipped):
         if case.average is not None:
             assert np.array_equal(rec.averages[1:n + 1], case.average_expected), case.id
         checked += 1
-    assert checked == 82
+    assert checked == 85
 
 
 def test_spec_witness_values(shipped):
@@ -551,7 +551,7 @@ def test_a_numpy_implementation_passes_in_both_precisions():
     (it overflows at the expected step)."""
     report = golden.check(golden.VECTORS, numpy_impl)
     assert report.count("fail") == 0, report.text()
-    assert report.count("pass") == 104 and report.count("skip") == 15
+    assert report.count("pass") == 107 and report.count("skip") == 15
 
 
 def first_lr_change(case):
@@ -709,7 +709,7 @@ def test_one_broken_case_does_not_stop_the_others(shipped):
         return adapter.make(case)
     report = golden.check(golden.VECTORS, factory)
     fails = [x.case_id for x in report.results if x.status == "fail"]
-    assert fails == ["ema/copy"] and report.count("pass") == 118
+    assert fails == ["ema/copy"] and report.count("pass") == 121
     assert "the factory raised RuntimeError: boom" in report.text()
 
 
@@ -902,7 +902,7 @@ def test_shipped_files_validate_against_the_schema_with_jsonschema_if_installed(
 
 def test_cli_check_list_and_usage_errors(capsys):
     assert main(["golden", "check"]) == 0
-    assert capsys.readouterr().out.strip().endswith("golden: 119 passed, 0 failed, 0 skipped")
+    assert capsys.readouterr().out.strip().endswith("golden: 122 passed, 0 failed, 0 skipped")
     assert main(["golden", "check", "--impl", "tests.test_golden:wrong_keras",
                  "-k", "sgd/witness-*"]) == 1
     out = capsys.readouterr().out
@@ -913,8 +913,8 @@ def test_cli_check_list_and_usage_errors(capsys):
     assert main(["golden", "check", "-k", "no/such-case"]) == 2
     assert main(["golden", "list"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last == ("adam 18, averagers 7, divergence 2, ema 16, fame 14, mlp 5, sam 14, "
-                    "sgd 19, stable_sam 13, switch_ema 11; 119 cases")
+    assert last == ("adam 18, averagers 7, divergence 2, ema 16, fame 14, mlp 8, sam 14, "
+                    "sgd 19, stable_sam 13, switch_ema 11; 122 cases")
 
 
 def test_format_md_matches_the_vectors(shipped):
@@ -1092,3 +1092,34 @@ def test_fame_amsgrad_case_rejects_plain_fame():
     wrong = check_one(case, lambda c: adapter.Stepper(adapter.build(c, base__amsgrad=False), c.w0))
     assert wrong.status == "fail" and wrong.step == 2
     assert check_one(case, adapter.make).status == "pass"
+
+
+def test_relu_cases_keep_every_pre_activation_away_from_the_kink(shipped, monkeypatch):
+    """The relu cases exist only because no hidden pre-activation comes within its error
+    bound of 0 (bounds.relu refuses otherwise, since the backward pass's 0-or-1 factor has
+    no first-order bound). Recorded here: the smallest |z| / (its bound) over every step,
+    batch example and unit, for both roundings the tolerances use; and the refusal itself:
+    a relu unit whose weights and bias are exactly 0 (z = 0) is not written."""
+    from refimpl.golden import bounds as B
+    seen = []
+    original = B.relu
+
+    def recording(x):
+        bound = x.ctx.total(x).max(axis=0)
+        seen.append(float(np.min(np.abs(x.v) / np.maximum(bound, 1e-300))))
+        return original(x)
+
+    monkeypatch.setattr(B, "relu", recording)
+    for cid in ("mlp/relu-sgd-momentum", "mlp/relu-xent-adam"):
+        case = shipped[cid]
+        seen.clear()
+        model.run(case.raw, U64)
+        assert seen and min(seen) > 1.0
+        print(f"\n{cid}: smallest |z| / bound = {min(seen):.3g}")
+    monkeypatch.setattr(B, "relu", original)
+    spec = next(c for c in catalog.all_cases() if c.id == "mlp/relu-sgd-momentum")
+    w0 = list(spec.w0)
+    w0[0:2] = [0.0, 0.0]   # unit 0 of the hidden layer: W_1[0, :] = 0 ...
+    w0[8] = 0.0            # ... and b_1[0] = 0 (d = 4 * 2 weights, then 4 biases)
+    with pytest.raises((B.IllConditioned, generate.GenerationError), match="kink"):
+        generate.build_case(catalog.replace(spec, w0=w0))

@@ -11,13 +11,15 @@ import json
 import pathlib
 import sys
 
+import pytest
+
 GOLDEN = pathlib.Path(__file__).resolve().parents[1] / "refimpl" / "golden"
 VECTORS = GOLDEN / "vectors"
 CHECKER = GOLDEN / "examples" / "independent_checker.py"
 
 # Cases the independent checker implements (all pass) and skips, per family.
 EXPECTED_PASS = {
-    "adam": 18, "averagers": 7, "divergence": 2, "ema": 16, "fame": 14, "mlp": 5,
+    "adam": 18, "averagers": 7, "divergence": 2, "ema": 16, "fame": 14, "mlp": 8,
     "sam": 14, "sgd": 19, "stable_sam": 13, "switch_ema": 11,
 }
 EXPECTED_SKIPPED = 0
@@ -70,3 +72,24 @@ def test_independent_checker_refuses_an_unknown_optional_field(tmp_path):
     bad = [r for r in results if r.status == "malformed"]
     assert [r.case_id for r in bad] == [data["cases"][0]["id"]] and "nadam" in bad[0].message
     assert sum(r.status == "pass" for r in results) == len(data["cases"]) - 1
+
+
+@pytest.mark.parametrize("cid, field, value", [
+    ("mlp/relu-sgd-momentum", "activation", "tanh"),
+    ("mlp/relu-xent-adam", "activation", "tanh"),
+    ("mlp/xent-sgd-momentum", "loss", "mse"),
+    ("mlp/relu-xent-adam", "loss", "mse"),
+])
+def test_independent_checker_tells_relu_and_xent_apart(tmp_path, cid, field, value):
+    """Teeth for the relu and cross-entropy cases: the independent checker, run on a copy
+    whose problem says tanh instead of relu (or mse instead of softmax cross-entropy),
+    fails that case at step 1, while the untouched case passes."""
+    checker = load_checker()
+    data = json.loads((VECTORS / "mlp.json").read_text())
+    data["cases"] = [c for c in data["cases"] if c["id"] == cid]
+    (tmp_path / "ok.json").write_text(json.dumps(data))
+    assert [r.status for r in checker.check([str(tmp_path / "ok.json")])] == ["pass"]
+    data["cases"][0]["problem"][field] = value
+    (tmp_path / "wrong.json").write_text(json.dumps(data))
+    (result,) = checker.check([str(tmp_path / "wrong.json")])
+    assert result.status == "fail" and result.message.startswith("step 1:"), result.message

@@ -187,6 +187,41 @@ def tanh(x: Val) -> Val:
     return Val(x.ctx, v, _scale_d(slope, x.d), slope * x.e + 4.0 * x.ctx.u * np.abs(v))
 
 
+def relu(x: Val) -> Val:
+    """``max(x, 0)`` (exact) with the derivative 1 where x > 0 and 0 where x < 0. Refused
+    (IllConditioned) where |x| is within its total error bound: an implementation could
+    then take the other side of the kink, and the backward pass's 0-or-1 factor with it,
+    which no first-order bound covers. Cases that pass keep every pre-activation away
+    from the kink."""
+    near = np.abs(x.v) <= x.ctx.total(x).max(axis=0)
+    if np.any(near):
+        raise IllConditioned("a relu pre-activation is within its error bound of the kink "
+                             f"(|z| = {float(np.min(np.abs(x.v))):.3g})")
+    on = x.v > 0.0
+    return Val(x.ctx, np.where(on, x.v, 0.0), _scale_d(on.astype(float), x.d),
+               np.where(on, x.e, 0.0))
+
+
+def exp(x: Val) -> Val:
+    """``exp(x)``, charged ``4 u |result|`` (a library exp within 2 ulps) plus the
+    propagated ``exp(x) e_x`` (first order)."""
+    v = np.exp(x.v)
+    return Val(x.ctx, v, _scale_d(v, x.d), v * x.e + 4.0 * x.ctx.u * np.abs(v))
+
+
+def log(x: Val) -> Val:
+    """``log(x)`` for x > 0 (refused otherwise), charged ``4 u |result|`` (a library log
+    within 2 ulps) plus the propagated ``e_x / (x - e_x)``."""
+    if np.any(x.v <= 0.0):
+        raise IllConditioned("log of a non-positive value in the error model")
+    v = np.log(x.v)
+    room = x.v - x.e
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = np.where(room > 0.0, x.e / room, np.inf)
+    e = np.where(x.e == 0.0, 0.0, e)
+    return Val(x.ctx, v, _scale_d(1.0 / x.v, x.d), e + 4.0 * x.ctx.u * np.abs(v))
+
+
 def absolute(x: Val) -> Val:
     """|x| (exact). Where ``x`` is exactly 0 the derivative is set to 0 and the whole
     error bound of ``x`` enters this step's bound (``| |x'| - 0 | = |x' - 0|``)."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from refimpl.problems.data import teacher_student
+from refimpl.problems.data import teacher_student, two_spirals
 from refimpl.problems.mlp import MLP, MLPProblem
 from refimpl.problems.quadratic import NoisyQuadratic
 
@@ -111,6 +111,15 @@ NOTES = {
     "switch_before_first_update": "start = 'zeros' with update_every > 1: a switch that falls "
                                   "before the first EMA update is skipped (nothing averaged "
                                   "yet).",
+    "mlp_relu": "Hidden layers use relu (max(z, 0), derivative 1 for z > 0 and 0 for "
+                "z < 0, as PyTorch). The case keeps every hidden pre-activation farther from 0 "
+                "than its error bound at every step, so no implementation can land on the "
+                "other side of the kink; tanh instead of relu fails at step 1.",
+    "mlp_xent": "The loss is softmax cross-entropy averaged over the batch, "
+                "(1 / B) sum_b sum_j y_j (logsumexp(f_b) - f_bj), with one-hot targets "
+                "(torch.nn.CrossEntropyLoss on logits); its gradient is "
+                "(softmax(f_b) sum_j y_bj - y_b) / B. Summing instead of averaging over the "
+                "batch, or a softmax over the batch instead of the classes, fails at step 1.",
     "swa_mean": "SWA (torch AveragedModel's default): the first snapshot copies w, the k-th "
                 "later one updates avg + (w - avg) / (k + 1), so the average is the mean of the "
                 "snapshots; before the first it is w0. A snapshot falls at the end of every "
@@ -149,7 +158,9 @@ FAMILIES = {
     "switch_ema": "Switch EMA (SEMA): switches per epoch or per step, switch_start, "
                   "keep or reset the optimizer state.",
     "mlp": "A 2-4-1 tanh network (mean squared error) on 16 teacher-student examples, "
-           "mini-batches of 4 drawn per epoch, under SGD, Adam, SAM and Switch EMA.",
+           "mini-batches of 4 drawn per epoch, under SGD, Adam, SAM and Switch EMA; a relu "
+           "regression net and 2-4-2 tanh and relu classifiers with softmax cross-entropy "
+           "on 16 two-spirals points.",
     "divergence": "Runs with a far too large learning rate: the expected values up to the "
                   "diverging step, and the step where the implementation must report it.",
     "averagers": "SWA (torch AveragedModel's equal average) and Lookahead (the paper's and "
@@ -675,15 +686,21 @@ def _divergence_cases():
     ]
 
 
-def mlp_problem(steps, seed, sizes=(2, 4, 1), n=16, batch_size=4):
-    """A teacher-student regression set for a tanh MLP, its batches drawn by refimpl."""
-    data = teacher_student(n, sizes=sizes, activation="tanh", seed=0)
-    net = MLP(sizes, activation="tanh", loss="mse")
+def mlp_problem(steps, seed, sizes=(2, 4, 1), n=16, batch_size=4, activation="tanh",
+                loss="mse", init_seed=1):
+    """An MLP case's problem, its batches drawn by refimpl: a teacher-student regression
+    set (loss "mse", the teacher of the same activation) or two spirals (loss "xent",
+    one-hot targets)."""
+    if loss == "mse":
+        data = teacher_student(n, sizes=sizes, activation=activation, seed=0)
+    else:
+        data = two_spirals(n, seed=0)
+    net = MLP(sizes, activation=activation, loss=loss)
     problem = MLPProblem(net, data.X, data.Y, batch_size=batch_size)
     batches = problem.draw_noise(steps, seed)
-    spec = {"kind": "mlp", "sizes": list(sizes), "activation": "tanh", "loss": "mse",
+    spec = {"kind": "mlp", "sizes": list(sizes), "activation": activation, "loss": loss,
             "X": data.X.tolist(), "Y": data.Y.tolist(), "batch_size": batch_size, "seed": seed}
-    return spec, [{"batch": row.tolist()} for row in batches], net.init(1).tolist(), problem
+    return spec, [{"batch": row.tolist()} for row in batches], net.init(init_seed).tolist(), problem
 
 
 def _mlp_cases():
@@ -705,6 +722,25 @@ def _mlp_cases():
                  steps_per_epoch=spe, step_data=data),
     ]
     out.append(to_float32(out[0]))
+    # added with relu and softmax cross-entropy: a torch classifier's setup
+    relu_p, relu_data, relu_w0, _ = mlp_problem(T, seed=8, activation="relu", init_seed=2)
+    xent_p, xent_data, xent_w0, _ = mlp_problem(T, seed=9, sizes=(2, 4, 2), loss="xent")
+    rx_p, rx_data, rx_w0, _ = mlp_problem(T, seed=10, sizes=(2, 4, 2), activation="relu",
+                                          loss="xent", init_seed=3)
+    out += [
+        CaseSpec("mlp/relu-sgd-momentum", "SGD momentum on a 2-4-1 relu MLP (mse, relu "
+                 "teacher); no hidden pre-activation comes within its error bound of the kink "
+                 "(the writer refuses a case that does).", ["mlp_layout", "mlp_relu"],
+                 opt(base), relu_p, relu_w0, [0.1] * T, step_data=relu_data),
+        CaseSpec("mlp/xent-sgd-momentum", "SGD momentum on a 2-4-2 tanh classifier with "
+                 "softmax cross-entropy (two spirals, one-hot targets).",
+                 ["mlp_layout", "mlp_xent"], opt(base), xent_p, xent_w0, [0.1] * T,
+                 step_data=xent_data),
+        CaseSpec("mlp/relu-xent-adam", "Adam on a 2-4-2 relu classifier with softmax "
+                 "cross-entropy (nn.Linear + ReLU + CrossEntropyLoss).",
+                 ["mlp_layout", "mlp_relu", "mlp_xent"], opt(adam()), rx_p, rx_w0,
+                 [0.02] * T, step_data=rx_data),
+    ]
     return out
 
 

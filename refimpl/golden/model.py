@@ -91,12 +91,10 @@ def oracle(ctx: Ctx, problem: dict, step: dict, w: Val):
 
 
 def mlp_oracle(ctx: Ctx, problem: dict, step: dict, w: Val):
-    """The MLP's mini-batch loss and gradient (FORMAT.md section 3.4), tanh and mse only:
-    the error model has no bound for relu's kink or the softmax head (such cases are
-    refused when written)."""
+    """The MLP's mini-batch loss and gradient (FORMAT.md section 3.4): tanh or relu
+    (refused when a pre-activation comes within its error bound of relu's kink, see
+    :func:`refimpl.golden.bounds.relu`), mse or softmax cross-entropy."""
     sizes, act, loss_kind = problem["sizes"], problem["activation"], problem["loss"]
-    if act != "tanh" or loss_kind != "mse":
-        raise IllConditioned(f"the error model covers tanh/mse MLPs only, not {act}/{loss_kind}")
     X, Y = np.asarray(problem["X"], dtype=np.float64), np.asarray(problem["Y"], dtype=np.float64)
     idx = np.asarray(step["batch"], dtype=np.int64)
     batch = idx.shape[0]
@@ -109,14 +107,18 @@ def mlp_oracle(ctx: Ctx, problem: dict, step: dict, w: Val):
         z = [lincomb((1.0, bias[j]), *((W[j][k], acts[-1][k]) for k in range(n_i)))
              for j in range(n_o)]
         hidden = layer < len(sizes) - 2
-        acts.append([B.tanh(zj) for zj in z] if hidden else z)
+        sigma = B.tanh if act == "tanh" else B.relu
+        acts.append([sigma(zj) for zj in z] if hidden else z)
         layers.append(W)
     n_out = sizes[-1]
-    r = [acts[-1][j] - ctx.const(Y[idx, j]) for j in range(n_out)]
-    total = B.sum_of_squares(B.concat([r[j][b] for b in range(batch) for j in range(n_out)]))
-    loss = total / ctx.const(float(batch * n_out))
-    scale = ctx.const(2.0) / ctx.const(float(batch * n_out))
-    delta = [scale * rj for rj in r]
+    if loss_kind == "mse":
+        r = [acts[-1][j] - ctx.const(Y[idx, j]) for j in range(n_out)]
+        total = B.sum_of_squares(B.concat([r[j][b] for b in range(batch) for j in range(n_out)]))
+        loss = total / ctx.const(float(batch * n_out))
+        scale = ctx.const(2.0) / ctx.const(float(batch * n_out))
+        delta = [scale * rj for rj in r]
+    else:
+        loss, delta = _xent_head(ctx, acts[-1], Y[idx], batch)
     grads = []
     for layer in range(len(sizes) - 2, -1, -1):
         n_i, n_o = sizes[layer], sizes[layer + 1]
@@ -125,10 +127,36 @@ def mlp_oracle(ctx: Ctx, problem: dict, step: dict, w: Val):
         db = [B.total(delta[j]) for j in range(n_o)]
         grads.append(dW + db)
         if layer > 0:
-            delta = [lincomb(*((W[j][k], delta[j]) for j in range(n_o))) * (1.0 - a_in[k] * a_in[k])
-                     for k in range(n_i)]
+            back = [lincomb(*((W[j][k], delta[j]) for j in range(n_o))) for k in range(n_i)]
+            if act == "tanh":
+                delta = [back[k] * (1.0 - a_in[k] * a_in[k]) for k in range(n_i)]
+            else:  # relu' = 1 where a > 0 (z > 0, away from the kink), else 0: exact
+                delta = [back[k] * ctx.const((a_in[k].v > 0.0).astype(float))
+                         for k in range(n_i)]
     g = B.concat([part for block in reversed(grads) for part in block])
     return loss, g
+
+
+def _xent_head(ctx: Ctx, f, Y, batch):
+    """Softmax cross-entropy (FORMAT.md section 3.4) in refimpl's order: per example the
+    logits' maximum m, s = sum_j exp(f_j - m), loss term y_j ((m - f_j) + log s), and
+    dLoss/df_j = (softmax_j sum(y) - y_j) / B. ``f``: n_out Vals over the batch."""
+    n_out = len(f)
+    m = f[0]
+    for j in range(1, n_out):
+        m = B.maximum(m, f[j])
+    shifted = [B.exp(f[j] - m) for j in range(n_out)]
+    s = shifted[0]
+    for j in range(1, n_out):
+        s = s + shifted[j]
+    log_s = B.log(s)
+    y_sum = Y.sum(axis=1)
+    terms = [ctx.const(Y[:, j]) * ((m - f[j]) + log_s) for j in range(n_out)]
+    loss = B.total(B.concat([terms[j][b] for b in range(batch) for j in range(n_out)]))
+    loss = loss / ctx.const(float(batch))
+    delta = [((shifted[j] / s) * ctx.const(y_sum) - ctx.const(Y[:, j])) / ctx.const(float(batch))
+             for j in range(n_out)]
+    return loss, delta
 
 
 # -- base optimizers ------------------------------------------------------------------------
