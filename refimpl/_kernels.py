@@ -31,6 +31,13 @@ def weighted_l2_norm(a, x):
 
 
 @kernel
+def scale_into(x, factor):
+    """``x <- x * factor`` in place (AdamW's and FAME's decoupled weight decay)."""
+    for i in range(x.shape[0]):
+        x[i] = x[i] * factor
+
+
+@kernel
 def add_into(x, y, out):
     """``out = x + y`` element-wise."""
     for i in range(x.shape[0]):

@@ -27,7 +27,7 @@ import numpy as np
 
 from refimpl import _validate
 from refimpl._jit import kernel
-from refimpl._kernels import add_into, all_finite, l2_norm
+from refimpl._kernels import add_into, all_finite, l2_norm, scale_into
 from refimpl.optimizers.adam import Adam, adam_kernel
 from refimpl.optimizers.averagers import (SWA, Lookahead, lookahead_sync_kernel, swa_due,
                                           swa_update_kernel)
@@ -91,17 +91,21 @@ def base_kernel(kind, hp, flags, w, g, S, R, count, lr):
         adam_kernel(w, S[0], S[1], S[2], g, lr, hp[0], hp[1], hp[2], hp[3], flags[0] != 0, t,
                     flags[1] != 0, flags[2])
         return 0
+    wd = hp[6]
+    if flags[5] != 0 and wd != 0.0:  # FAME with AdamW's decoupled decay
+        scale_into(w, 1.0 - lr * wd)
+        wd = 0.0
     if flags[0] == 0 and flags[4] != 0:
         fame_official_amsgrad_kernel(w, S[0], S[1], S[2], S[3], S[4], R[:3], g, lr, hp[0],
-                                     hp[1], hp[2], hp[3], hp[5], hp[6], flags[1] != 0,
+                                     hp[1], hp[2], hp[3], hp[5], wd, flags[1] != 0,
                                      flags[2] != 0, t)
         return 0
     if flags[0] == 0:
         fame_official_kernel(w, S[0], S[1], S[2], S[3], R[:3], g, lr, hp[0], hp[1], hp[2],
-                             hp[3], hp[5], hp[6], flags[1] != 0, flags[2] != 0, t)
+                             hp[3], hp[5], wd, flags[1] != 0, flags[2] != 0, t)
         return 0
     return fame_full_kernel(w, S[0], S[1], S[2], S[3], S[4], S[5], R, g, lr, hp[0], hp[1],
-                            hp[2], hp[3], hp[4], hp[5], hp[6], flags[1] != 0, flags[2] != 0,
+                            hp[2], hp[3], hp[4], hp[5], wd, flags[1] != 0, flags[2] != 0,
                             flags[3] != 0, t)
 
 

@@ -652,3 +652,48 @@ def test_amsgrad_validation_and_the_loop():
                       record_params=True)
         assert np.array_equal(rec.params, hand_run(problem, opt, np.array([1.0, -1.0, 0.5]), 25,
                                                    seed=4)[0])
+
+
+@given(steps=st.integers(1, 12), data=st.data(), beta1=decays, beta2=decays,
+       lr=st.floats(0.0, 1.0), weight_decay=st.floats(0.0, 1.0), maximize=st.booleans(),
+       amsgrad=st.booleans())
+def test_decoupled_decay_with_b3_b4_zero_is_adamw_bitwise(steps, data, beta1, beta2, lr,
+                                                          weight_decay, maximize, amsgrad):
+    """FAME(decoupled_weight_decay=True) applies AdamW's w (1 - lr wd) before the
+    moments: with b3 = b4 = 0 it is AdamW bit for bit (and with AMSGrad, AdamW's torch
+    AMSGrad), maximize included (the decay is not negated)."""
+    w, grads = _grads(data, steps)
+    fame = FAME(lr=lr, beta1=beta1, beta2=beta2, beta3=0.0, beta4=0.0, weight_decay=weight_decay,
+                maximize=maximize, amsgrad=amsgrad, decoupled_weight_decay=True)
+    adamw = Adam(lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, maximize=maximize,
+                 amsgrad=amsgrad, decoupled_weight_decay=True)
+    wf, sf, wa, sa = w, fame.init(w), w, adamw.init(w)
+    for g in grads:
+        try:
+            wa, sa = adamw.update(wa, sa, g)
+        except FloatingPointError:
+            with pytest.raises(FloatingPointError):
+                fame.update(wf, sf, g)
+            return
+        wf, sf = fame.update(wf, sf, g)
+        assert np.array_equal(wf, wa)
+
+
+def test_decoupled_decay_by_hand_and_in_the_loop():
+    """g = 0 from zero moments: only the decay acts, w1 = w0 (1 - lr wd) = 8 * 0.75 = 6
+    exactly (lr 0.5, wd 0.5), in both variants; coupled L2 would move by about lr = 0.5
+    instead of 2. The jitted loop runs it as the step API does (official and full)."""
+    for variant in ("official", "full"):
+        opt = FAME(lr=0.5, weight_decay=0.5, decoupled_weight_decay=True, variant=variant)
+        w1, _ = opt.update(np.array([8.0]), opt.init(np.array([8.0])), np.array([0.0]))
+        assert w1[0] == 6.0
+    import refimpl as r
+    from tests.helpers import hand_run
+    problem = r.NoisyQuadratic(np.array([1.0, 0.3, 2.0]), batch_size=2)
+    w0 = np.array([1.0, -1.0, 0.5])
+    for opt in (FAME(lr=0.05, weight_decay=0.2, decoupled_weight_decay=True, amsgrad=True),
+                FAME(lr=0.05, weight_decay=0.2, decoupled_weight_decay=True, variant="full")):
+        rec = r.train(problem, opt, w0=w0, steps=25, seed=5, record_params=True)
+        assert np.array_equal(rec.params, hand_run(problem, opt, w0, 25, seed=5)[0])
+    with pytest.raises(TypeError, match="decoupled_weight_decay"):
+        FAME(decoupled_weight_decay="yes")

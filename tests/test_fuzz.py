@@ -30,7 +30,7 @@ FIELDS = {
              "amsgrad", "amsgrad_max"],
     r.AdamW: ["lr", "weight_decay", "decoupled_weight_decay", "amsgrad", "amsgrad_max"],
     r.FAME: ["lr", "beta1", "beta2", "beta3", "beta4", "beta5", "eps", "weight_decay", "maximize",
-             "variant", "debias", "amsgrad"],
+             "variant", "debias", "amsgrad", "decoupled_weight_decay"],
 }
 WRAPPER_FIELDS = {
     r.SAM: ["rho", "ascent", "eps"],

@@ -289,7 +289,7 @@ def test_refimpl_passes_every_shipped_case_through_the_plugin_protocol():
     """The public protocol with refimpl's own adapter (a MODULE:FACTORY string)."""
     report = golden.check(golden.VECTORS, "refimpl.golden.adapter:make")
     assert report.format_errors == []
-    assert report.count("pass") == 122 and report.count("fail") == 0 and report.count("skip") == 0
+    assert report.count("pass") == 123 and report.count("fail") == 0 and report.count("skip") == 0
     assert report.ok
 
 
@@ -337,7 +337,7 @@ def test_expected_values_equal_the_jitted_training_loop(shipped):
         if case.average is not None:
             assert np.array_equal(rec.averages[1:n + 1], case.average_expected), case.id
         checked += 1
-    assert checked == 85
+    assert checked == 86
 
 
 def test_spec_witness_values(shipped):
@@ -551,7 +551,7 @@ def test_a_numpy_implementation_passes_in_both_precisions():
     (it overflows at the expected step)."""
     report = golden.check(golden.VECTORS, numpy_impl)
     assert report.count("fail") == 0, report.text()
-    assert report.count("pass") == 107 and report.count("skip") == 15
+    assert report.count("pass") == 107 and report.count("skip") == 16
 
 
 def first_lr_change(case):
@@ -709,7 +709,7 @@ def test_one_broken_case_does_not_stop_the_others(shipped):
         return adapter.make(case)
     report = golden.check(golden.VECTORS, factory)
     fails = [x.case_id for x in report.results if x.status == "fail"]
-    assert fails == ["ema/copy"] and report.count("pass") == 121
+    assert fails == ["ema/copy"] and report.count("pass") == 122
     assert "the factory raised RuntimeError: boom" in report.text()
 
 
@@ -902,7 +902,7 @@ def test_shipped_files_validate_against_the_schema_with_jsonschema_if_installed(
 
 def test_cli_check_list_and_usage_errors(capsys):
     assert main(["golden", "check"]) == 0
-    assert capsys.readouterr().out.strip().endswith("golden: 122 passed, 0 failed, 0 skipped")
+    assert capsys.readouterr().out.strip().endswith("golden: 123 passed, 0 failed, 0 skipped")
     assert main(["golden", "check", "--impl", "tests.test_golden:wrong_keras",
                  "-k", "sgd/witness-*"]) == 1
     out = capsys.readouterr().out
@@ -913,8 +913,8 @@ def test_cli_check_list_and_usage_errors(capsys):
     assert main(["golden", "check", "-k", "no/such-case"]) == 2
     assert main(["golden", "list"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last == ("adam 18, averagers 7, divergence 2, ema 16, fame 14, mlp 8, sam 14, "
-                    "sgd 19, stable_sam 13, switch_ema 11; 122 cases")
+    assert last == ("adam 18, averagers 7, divergence 2, ema 16, fame 15, mlp 8, sam 14, "
+                    "sgd 19, stable_sam 13, switch_ema 11; 123 cases")
 
 
 def test_format_md_matches_the_vectors(shipped):
@@ -1083,14 +1083,20 @@ def test_deep_huge_and_special_files_are_malformed(tmp_path):
     assert "must be a regular file, got a directory" in _only_error(load(tmp_path))
 
 
-def test_fame_amsgrad_case_rejects_plain_fame():
-    """fame/official-amsgrad: official FAME without AMSGrad (refimpl's own adapter with
-    the field overridden) fails at step 2, where v first falls (the gradient drops from
-    (4, -2) to (0.5, 0.25) with beta2 = 0.5); with it, the case passes."""
-    case = golden.load(golden.VECTORS / "fame.json")
-    case = next(c for c in case.cases if c.id == "fame/official-amsgrad")
-    wrong = check_one(case, lambda c: adapter.Stepper(adapter.build(c, base__amsgrad=False), c.w0))
-    assert wrong.status == "fail" and wrong.step == 2
+@pytest.mark.parametrize("cid, field, step", [
+    ("fame/official-amsgrad", "amsgrad", 2),
+    ("fame/full-decoupled-maximize", "decoupled_weight_decay", 1),
+])
+def test_fame_option_cases_reject_fame_without_the_option(shipped, cid, field, step):
+    """FAME is skipped by the numpy third implementation, so its new options get their
+    teeth from refimpl's own adapter with the field switched off: without AMSGrad the case
+    fails at step 2, where v first falls (the gradient drops from (4, -2) to (0.5, 0.25),
+    beta2 = 0.5); coupled L2 instead of the decoupled decay fails at step 1. With the
+    option the case passes."""
+    case = shipped[cid]
+    wrong = check_one(case, lambda c: adapter.Stepper(adapter.build(c, **{f"base__{field}": False}),
+                                                      c.w0))
+    assert wrong.status == "fail" and wrong.step == step
     assert check_one(case, adapter.make).status == "pass"
 
 

@@ -113,7 +113,8 @@ def _train(rng):
     base = int(rng.integers(3))
     base_hp = {0: np.array([0.9, 0.0, 0.01]), 1: np.array([0.9, 0.999, 1e-8, 0.0]),
                2: np.array([0.9, 0.999, 0.5, 0.5, 0.5, 1e-8, 0.0])}[base]
-    base_flags = {0: np.array([1, 0, 0]), 1: np.array([0, int(rng.integers(2)), int(rng.integers(3))]), 2: np.array([int(rng.integers(2)), 0, 1, int(rng.integers(2)), int(rng.integers(2))])}[base]
+    base_flags = {0: np.array([1, 0, 0]), 1: np.array([0, int(rng.integers(2)), int(rng.integers(3))]), 2: np.array([int(rng.integers(2)), 0, 1, int(rng.integers(2)), int(rng.integers(2)),
+                                int(rng.integers(2))])}[base]
     return (problem, H, _pos(rng)[:d], rng.standard_normal(d), _pos(rng)[:d],
             rng.standard_normal((steps, d)), net, X, Y, batches, rng.standard_normal(d),
             np.full(steps, 0.01), 5,
@@ -129,6 +130,7 @@ CASES = {
     "refimpl._kernels.l2_norm": lambda rng: (_vec(rng),),
     "refimpl._kernels.weighted_l2_norm": lambda rng: (_vec(rng), _vec(rng)),
     "refimpl._kernels.add_into": lambda rng: (_vec(rng), _vec(rng), np.empty(D)),
+    "refimpl._kernels.scale_into": lambda rng: (_vec(rng), float(rng.uniform(-2, 2))),
     "refimpl._kernels.all_finite": lambda rng: (np.where(rng.random(D) < 0.2, np.inf, _vec(rng)),),
     "refimpl.optimizers.adam.adam_kernel": lambda rng: (
         _vec(rng), _vec(rng), _pos(rng), _pos(rng), _vec(rng), float(rng.uniform(0, 0.1)), 0.9,

@@ -45,7 +45,8 @@ def build(case, **overrides):
                      beta4=b["beta4"], beta5=b["beta5"], eps=b["eps"],
                      weight_decay=b["weight_decay"], maximize=b["maximize"],
                      variant=b["variant"], debias=b["debias"], v_guard=b["v_guard"],
-                     amsgrad=b.get("amsgrad", False))
+                     amsgrad=b.get("amsgrad", False),
+                     decoupled_weight_decay=b.get("decoupled_weight_decay", False))
     s = layers["sam"]
     if s is not None:
         cls = r.SAM if s["kind"] == "sam" else r.StableSAM

@@ -192,14 +192,16 @@ def adam(beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False,
 
 def fame(variant="official", beta1=0.9, beta2=0.999, beta3=0.5, beta4=0.5, beta5=0.5,
          eps=1e-8, weight_decay=0.0, maximize=False, debias=None, v_guard="adam",
-         amsgrad=False):
+         amsgrad=False, decoupled_weight_decay=False):
     if debias is None:
         debias = "adam" if variant == "official" else "exact"
     out = dict(kind="fame", variant=variant, beta1=beta1, beta2=beta2, beta3=beta3,
                beta4=beta4, beta5=beta5, eps=eps, weight_decay=weight_decay,
                maximize=maximize, debias=debias, v_guard=v_guard)
-    if amsgrad:  # optional field (FORMAT.md 4.3): written only when on
+    if amsgrad:  # optional fields (FORMAT.md 4.3): written only when on
         out["amsgrad"] = True
+    if decoupled_weight_decay:
+        out["decoupled_weight_decay"] = True
     return out
 
 
@@ -504,6 +506,12 @@ def _fame_cases():
                         "b3 0.3, b4 0.7, on a gradient that falls after a spike.",
                         ["amsgrad_max"], opt(fame(beta2=0.5, beta3=0.3, beta4=0.7, amsgrad=True)),
                         falling[0], [1.0, -1.0], [0.1] * 10, step_data=falling[1]))
+    out.append(CaseSpec("fame/full-decoupled-maximize", "Full FAME with AdamW's decoupled "
+                        "weight decay 0.25 and maximize on the concave quadratic: w (1 - lr wd) "
+                        "before the moments, not negated.",
+                        ["decoupled_weight_decay", "maximize_weight_decay"],
+                        opt(fame(variant="full", weight_decay=0.25, maximize=True,
+                                 decoupled_weight_decay=True)), concave(), W0_3, [0.05] * T))
     return out
 
 

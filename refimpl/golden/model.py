@@ -243,7 +243,13 @@ def _response(ctx, resp, decays):
 
 
 def fame(ctx, hp, S, w, g, lr, count):
-    g = _prepare(ctx, hp, w, g)
+    if hp.get("decoupled_weight_decay", False):  # AdamW's decay first, as in adam()
+        if hp["maximize"]:
+            g = -g
+        if hp["weight_decay"] != 0.0:
+            w = w * (1.0 - ctx.const(lr) * ctx.const(hp["weight_decay"]))
+    else:
+        g = _prepare(ctx, hp, w, g)
     t = count + 1
     b1, b2, b3, b4, b5 = (hp[k] for k in ("beta1", "beta2", "beta3", "beta4", "beta5"))
     exact = hp["debias"] == "exact"

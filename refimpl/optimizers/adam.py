@@ -52,6 +52,7 @@ import numpy as np
 
 from refimpl import _validate
 from refimpl._jit import kernel
+from refimpl._kernels import scale_into
 from refimpl.optimizers.base import BaseOptimizer
 from refimpl.schedules import Schedule, as_schedule
 
@@ -82,9 +83,7 @@ def adam_kernel(w, m, v, v_max, g, lr, beta1, beta2, eps, weight_decay, maximize
     in its options and LLVM vectorises it (one loop with the three denominators in it
     ran 3.5 times slower at d = 1e7)."""
     if decoupled and weight_decay != 0.0:
-        shrink = 1.0 - lr * weight_decay  # computed once, as torch does
-        for i in range(w.shape[0]):
-            w[i] = w[i] * shrink
+        scale_into(w, 1.0 - lr * weight_decay)  # the factor computed once, as torch does
         weight_decay = 0.0  # the decay is done: nothing is added to g below
     if amsgrad == NO_AMSGRAD:
         adam_step_kernel(w, m, v, g, lr, beta1, beta2, eps, weight_decay, maximize, t)

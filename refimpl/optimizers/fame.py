@@ -8,7 +8,8 @@ Two variants; both are implemented, neither is the other's approximation.
 ``t`` counted from 1 since init or the last reset::
 
     g  <- -g                      if maximize
-    g  <- g + weight_decay * w    (coupled L2)
+    g  <- g + weight_decay * w    (coupled L2; with decoupled_weight_decay instead
+                                   w <- w * (1 - lr * weight_decay) first, AdamW's form)
     m1 <- b1 m1 + (1 - b1) g
     m2 <- b3 m2 + (1 - b3) m1     (the new m1)
     m3 <- b4 m3 + (1 - b4) m2
@@ -64,6 +65,7 @@ import numpy as np
 
 from refimpl import _validate
 from refimpl._jit import kernel
+from refimpl._kernels import scale_into
 from refimpl.filters import ema_step, tema_combine
 from refimpl.optimizers.base import BaseOptimizer
 from refimpl.schedules import Schedule, as_schedule
@@ -227,6 +229,9 @@ class FAME(BaseOptimizer):
         or "zero" (``max(v_tema, 0)`` only; can take steps up to ``lr * m / eps``).
     amsgrad : "official" only (the authors' flag): ``v_max <- max(v_max, v)`` and
         ``denom <- sqrt(v_max) / sqrt(1 - b2**t) + eps``, as torch's Adam.
+    decoupled_weight_decay : bool; True applies ``weight_decay`` as AdamW does,
+        ``w <- w * (1 - lr * weight_decay)`` before the moments (not in the authors' code;
+        for users who put FAME where AdamW was).
     """
 
     lr: Schedule | float = 1e-3
@@ -242,6 +247,7 @@ class FAME(BaseOptimizer):
     debias: str | None = None
     v_guard: str = "adam"
     amsgrad: bool = False
+    decoupled_weight_decay: bool = False
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -257,6 +263,8 @@ class FAME(BaseOptimizer):
         _validate.choice("debias", self.debias, DEBIAS)
         _validate.choice("v_guard", self.v_guard, V_GUARDS)
         set_(self, "amsgrad", _validate.flag("amsgrad", self.amsgrad))
+        set_(self, "decoupled_weight_decay", _validate.flag("decoupled_weight_decay",
+                                                            self.decoupled_weight_decay))
         if self.amsgrad and self.variant != "official":
             raise ValueError("amsgrad must be False with variant='full': AMSGrad is an option "
                              "of the authors' code, the 'official' variant")
@@ -292,16 +300,20 @@ class FAME(BaseOptimizer):
         exact = self.debias == "exact"
         t = float(state.count + 1)
         w_new = w.copy()
+        wd = self.weight_decay
+        if self.decoupled_weight_decay and wd != 0.0:
+            scale_into(w_new, 1.0 - lr * wd)  # AdamW's decay, before the moments
+            wd = 0.0
         if self.variant == "official":
             m1, m2, m3, v, v_max, r = (a.copy() for a in (state.m1, state.m2, state.m3, state.v,
                                                           state.v_max, state.response))
             if self.amsgrad:
                 fame_official_amsgrad_kernel(w_new, m1, m2, m3, v, v_max, r, g, lr, self.beta1,
                                              self.beta2, self.beta3, self.beta4, self.eps,
-                                             self.weight_decay, self.maximize, exact, t)
+                                             wd, self.maximize, exact, t)
             else:
                 fame_official_kernel(w_new, m1, m2, m3, v, r, g, lr, self.beta1, self.beta2,
-                                     self.beta3, self.beta4, self.eps, self.weight_decay,
+                                     self.beta3, self.beta4, self.eps, wd,
                                      self.maximize, exact, t)
             return self._checked(w_new), FAMEState(state.step + 1, state.count + 1, m1, m2, m3,
                                                    v, v_max, r)
@@ -309,7 +321,7 @@ class FAME(BaseOptimizer):
                                      state.v3, state.response)]
         clipped = fame_full_kernel(w_new, *arrays, g, lr, self.beta1, self.beta2,
                                    self.beta3, self.beta4, self.beta5, self.eps,
-                                   self.weight_decay, self.maximize, exact,
+                                   wd, self.maximize, exact,
                                    self.v_guard == "adam", t)
         return self._checked(w_new), FAMEFullState(state.step + 1, state.count + 1, *arrays,
                                     state.v_clipped + clipped)
@@ -318,6 +330,6 @@ class FAME(BaseOptimizer):
         hp = np.array([self.beta1, self.beta2, self.beta3, self.beta4, self.beta5,
                        self.eps, self.weight_decay])
         flags = np.array([VARIANTS.index(self.variant), self.maximize,
-                          self.debias == "exact", self.v_guard == "adam", self.amsgrad],
-                         dtype=np.int64)
+                          self.debias == "exact", self.v_guard == "adam", self.amsgrad,
+                          self.decoupled_weight_decay], dtype=np.int64)
         return hp, flags

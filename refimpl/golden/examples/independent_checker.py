@@ -271,6 +271,9 @@ class FAME:
             raise Malformed(f"optimizer.base.v_guard: unknown {spec['v_guard']!r}")
         self.b = {i: dt(spec[f"beta{i}"]) for i in range(1, 6)}
         self.eps = dt(spec["eps"])
+        self.decoupled = spec.get("decoupled_weight_decay", False)
+        if self.decoupled not in (True, False):
+            raise Malformed("optimizer.base.decoupled_weight_decay: not a boolean")
         self.amsgrad = spec.get("amsgrad", False)
         if self.amsgrad not in (True, False) or (self.amsgrad and self.variant != "official"):
             raise Malformed(f"optimizer.base.amsgrad: {self.amsgrad!r} (a boolean, official only)")
@@ -286,7 +289,12 @@ class FAME:
         self.t += 1
         t, b, dt = self.t, self.b, self.dt
         full = self.variant == "full"
-        g = prepare(g, w, self.spec, dt)
+        if self.decoupled:                              # section 4.3: AdamW's decay first
+            g = -g if self.spec["maximize"] else g
+            if self.spec["weight_decay"] != 0:
+                w = w * (1 - lr * dt(self.spec["weight_decay"]))
+        else:
+            g = prepare(g, w, self.spec, dt)
         if self.state is None:
             self.state = [np.zeros_like(w) for _ in range(6)]
             self.resp = [dt(0)] * 6
