@@ -150,6 +150,9 @@ CASES = {
         rng.standard_normal(30), float(rng.uniform(0, 0.99)), float(rng.uniform(0, 0.99)),
         float(rng.uniform(0, 0.99)), int(rng.integers(1, 4)), bool(rng.integers(2)), np.empty(30)),
     "refimpl.optimizers.fame.fame_official_kernel": _fame_official,
+    "refimpl.optimizers.fame.official_m_correction": lambda rng: (
+        np.abs(_vec(rng)[:3]), float(rng.uniform(0, 0.99)), float(rng.uniform(0, 0.99)),
+        float(rng.uniform(0, 0.99)), bool(rng.integers(2)), float(rng.integers(1, 50))),
     "refimpl.optimizers.fame.fame_official_amsgrad_kernel": _fame_official_amsgrad,
     "refimpl.optimizers.fame.fame_full_kernel": _fame_full,
     "refimpl.optimizers.sgd.sgd_kernel": _sgd,

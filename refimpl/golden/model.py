@@ -206,15 +206,20 @@ def sgd(ctx, hp, S, w, g, lr, count):
     return lincomb((1.0, w), (-lr, direction)), {"buf": b}
 
 
+def _prepare_decay(ctx, hp, w, g, lr):
+    """(w, g) after maximize and the weight decay: coupled (``_prepare``) or, with the
+    optional ``decoupled_weight_decay``, AdamW's ``w (1 - lr wd)`` first (4.2, 4.3)."""
+    if not hp.get("decoupled_weight_decay", False):
+        return w, _prepare(ctx, hp, w, g)
+    if hp["maximize"]:
+        g = -g
+    if hp["weight_decay"] != 0.0:
+        w = w * (1.0 - ctx.const(lr) * ctx.const(hp["weight_decay"]))
+    return w, g
+
+
 def adam(ctx, hp, S, w, g, lr, count):
-    decoupled = hp.get("decoupled_weight_decay", False)
-    if decoupled:  # AdamW: w (1 - lr wd) first; the moments never see the decay
-        if hp["maximize"]:
-            g = -g
-        if hp["weight_decay"] != 0.0:
-            w = w * (1.0 - ctx.const(lr) * ctx.const(hp["weight_decay"]))
-    else:
-        g = _prepare(ctx, hp, w, g)
+    w, g = _prepare_decay(ctx, hp, w, g, lr)
     t = count + 1
     m = _ema(ctx, S["m"], g, hp["beta1"])
     v = lincomb((ctx.const(hp["beta2"]), S["v"]), (_one_minus(ctx, hp["beta2"]), g * g))
@@ -243,13 +248,7 @@ def _response(ctx, resp, decays):
 
 
 def fame(ctx, hp, S, w, g, lr, count):
-    if hp.get("decoupled_weight_decay", False):  # AdamW's decay first, as in adam()
-        if hp["maximize"]:
-            g = -g
-        if hp["weight_decay"] != 0.0:
-            w = w * (1.0 - ctx.const(lr) * ctx.const(hp["weight_decay"]))
-    else:
-        g = _prepare(ctx, hp, w, g)
+    w, g = _prepare_decay(ctx, hp, w, g, lr)
     t = count + 1
     b1, b2, b3, b4, b5 = (hp[k] for k in ("beta1", "beta2", "beta3", "beta4", "beta5"))
     exact = hp["debias"] == "exact"

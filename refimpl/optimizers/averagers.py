@@ -52,7 +52,7 @@ import numpy as np
 from refimpl import _validate
 from refimpl._jit import kernel
 from refimpl.optimizers.adam import Adam
-from refimpl.optimizers.base import check_state, check_wrappable
+from refimpl.optimizers.base import Averager, check_wrappable
 from refimpl.optimizers.fame import FAME
 from refimpl.optimizers.sam import SAM
 from refimpl.optimizers.sgd import SGD
@@ -117,22 +117,8 @@ def lookahead_sync_kernel(slow, w, alpha, copy):
         w[i] = slow[i]
 
 
-class _Averager:
-    """What SWA and Lookahead share with EMA: they are the outermost layer."""
-
-    def reset(self, state):
-        """Not available: an averager is the outermost layer, so nothing ever resets it (raises TypeError)."""
-        raise TypeError(f"{type(self).__name__} cannot be wrapped, so it is never reset")
-
-    def check_state(self, state, w, path: str = "state") -> None:
-        """Check a state and the wrapped optimizer's (``state.inner``) against ``w``
-        before any kernel runs (:func:`refimpl.optimizers.base.check_state`)."""
-        check_state(type(self).__name__, state, self._state_type(), w, path)
-        self.inner.check_state(state.inner, w, f"{path}.inner")
-
-
 @dataclass(frozen=True)
-class SWA(_Averager):
+class SWA(Averager):
     """Stochastic weight averaging over any optimizer (see the module docstring).
 
     Parameters
@@ -176,10 +162,7 @@ class SWA(_Averager):
 
     def step(self, w, state: SWAState, grad_fn, *, epoch_end: bool = False):
         """The wrapped optimizer's step, then the snapshot if one is due."""
-        w = _validate.vector("w", w)
-        _validate.flag("epoch_end", epoch_end)
-        self.check_state(state, w)
-        w_new, inner, info = self.inner.step(w, state.inner, grad_fn)
+        w_new, inner, info = self._inner_step(w, state, grad_fn, epoch_end)
         n = state.step + 1
         epoch = state.epoch + 1 if epoch_end else state.epoch
         average, count = state.average.copy(), state.count
@@ -190,7 +173,7 @@ class SWA(_Averager):
 
 
 @dataclass(frozen=True)
-class Lookahead(_Averager):
+class Lookahead(Averager):
     """Lookahead over any optimizer (see the module docstring).
 
     Parameters
@@ -235,10 +218,7 @@ class Lookahead(_Averager):
 
     def step(self, w, state: LookaheadState, grad_fn, *, epoch_end: bool = False):
         """A fast step, then (every k-th step) the sync of slow and fast weights."""
-        w = _validate.vector("w", w)
-        _validate.flag("epoch_end", epoch_end)
-        self.check_state(state, w)
-        w_new, inner, info = self.inner.step(w, state.inner, grad_fn)
+        w_new, inner, info = self._inner_step(w, state, grad_fn, epoch_end)
         n = state.step + 1
         slow, count = state.slow, state.count
         if n % self.k == 0:

@@ -135,6 +135,30 @@ def check_state(owner: str, state, cls, w, path: str = "state", *, lengths=None)
                 raise ValueError(f"{where} must be finite (found nan or inf)")
 
 
+class Averager:
+    """What the averaging wrappers (EMA, SwitchEMA, SWA, Lookahead) share: they are the
+    outermost layer, hold the wrapped optimizer's state in ``state.inner``, and are never
+    reset. Subclasses define ``_state_type``."""
+
+    def reset(self, state):
+        """Not available: an averager is the outermost layer, so nothing ever resets it (raises TypeError)."""
+        raise TypeError(f"{type(self).__name__} cannot be wrapped, so it is never reset")
+
+    def check_state(self, state, w, path: str = "state") -> None:
+        """Check a state and the wrapped optimizer's (``state.inner``) against ``w``
+        before any kernel runs (:func:`refimpl.optimizers.base.check_state`)."""
+        check_state(type(self).__name__, state, self._state_type(), w, path)
+        self.inner.check_state(state.inner, w, f"{path}.inner")
+
+    def _inner_step(self, w, state, grad_fn, epoch_end):
+        """Validate ``w`` and ``epoch_end``, check the state, and take the wrapped
+        optimizer's step: ``(w_new, inner_state, info)``."""
+        w = _validate.vector("w", w)
+        _validate.flag("epoch_end", epoch_end)
+        self.check_state(state, w)
+        return self.inner.step(w, state.inner, grad_fn)
+
+
 def check_wrappable(name: str, inner, allowed: tuple, hint: str):
     """Check that a wrapper's ``inner`` optimizer is of an allowed class."""
     if not isinstance(inner, allowed):

@@ -65,7 +65,7 @@ import numpy as np
 from refimpl import _validate
 from refimpl._jit import kernel
 from refimpl.optimizers.adam import Adam
-from refimpl.optimizers.base import check_state, check_wrappable
+from refimpl.optimizers.base import Averager, check_wrappable
 from refimpl.optimizers.fame import FAME
 from refimpl.optimizers.sam import SAM
 from refimpl.optimizers.sgd import SGD
@@ -145,7 +145,7 @@ def switch_due(n, epoch, epoch_end, every, unit_is_step, start, zeros_start, upd
 
 
 @dataclass(frozen=True)
-class EMA:
+class EMA(Averager):
     """Model EMA over any optimizer (see the module docstring for the exact rules).
 
     Parameters
@@ -234,10 +234,7 @@ class EMA:
 
     def step(self, w, state: EMAState, grad_fn, *, epoch_end: bool = False):
         """The wrapped optimizer's step, then the EMA update (and the switch, for SEMA)."""
-        w = _validate.vector("w", w)
-        _validate.flag("epoch_end", epoch_end)
-        self.check_state(state, w)
-        w_new, inner, info = self.inner.step(w, state.inner, grad_fn)
+        w_new, inner, info = self._inner_step(w, state, grad_fn, epoch_end)
         n = state.step + 1
         epoch = state.epoch + 1 if epoch_end else state.epoch
         ema = state.ema.copy()
@@ -253,18 +250,11 @@ class EMA:
                 new_state = new_state._replace(inner=self.inner.reset(inner))
         return w_new, new_state, info
 
-    def reset(self, state: EMAState) -> EMAState:
-        """Not available: an averager is the outermost layer, so nothing ever resets it (raises TypeError)."""
-        raise TypeError("EMA and SwitchEMA cannot be wrapped, so they are never reset")
+    def _state_type(self):
+        return EMAState
 
     def _switch_due(self, n, epoch, epoch_end) -> bool:
         return False
-
-    def check_state(self, state, w, path: str = "state") -> None:
-        """Check a state and the wrapped optimizer's (``state.inner``) against ``w``
-        before any kernel runs (:func:`refimpl.optimizers.base.check_state`)."""
-        check_state(type(self).__name__, state, EMAState, w, path)
-        self.inner.check_state(state.inner, w, f"{path}.inner")
 
 
 @dataclass(frozen=True)

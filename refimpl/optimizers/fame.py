@@ -108,17 +108,23 @@ class FAMEFullState(NamedTuple):
 
 
 @kernel
-def fame_official_kernel(w, m1, m2, m3, v, response, g, lr, b1, b2, b3, b4, eps,
-                         weight_decay, maximize, exact_debias, t):
-    """One official-FAME step in place (``t`` >= 1 as a float)."""
+def official_m_correction(response, b1, b3, b4, exact_debias, t):
+    """The official variant's first-moment correction c_t: ``1 - b1**t``, or (exact
+    debiasing) the TEMA of the chain run on a constant 1, whose state ``response`` (3,)
+    is advanced in place."""
     if exact_debias:
         response[0] = ema_step(response[0], 1.0, b1)
         response[1] = ema_step(response[1], response[0], b3)
         response[2] = ema_step(response[2], response[1], b4)
-        m_correction = tema_combine(response[0], response[1], response[2])
-    else:
-        m_correction = 1.0 - b1 ** t
-    step_size = lr / m_correction
+        return tema_combine(response[0], response[1], response[2])
+    return 1.0 - b1 ** t
+
+
+@kernel
+def fame_official_kernel(w, m1, m2, m3, v, response, g, lr, b1, b2, b3, b4, eps,
+                         weight_decay, maximize, exact_debias, t):
+    """One official-FAME step in place (``t`` >= 1 as a float)."""
+    step_size = lr / official_m_correction(response, b1, b3, b4, exact_debias, t)
     v_correction_sqrt = math.sqrt(1.0 - b2 ** t)
     for i in range(w.shape[0]):
         gi = -g[i] if maximize else g[i]
@@ -138,15 +144,9 @@ def fame_official_amsgrad_kernel(w, m1, m2, m3, v, v_max, response, g, lr, b1, b
                                  eps, weight_decay, maximize, exact_debias, t):
     """Official FAME with the authors' ``amsgrad=True``: the same step with the running
     maximum of v in the denominator (``torch.maximum(max_exp_avg_sq, exp_avg_sq)``, then
-    divided by the bias correction, as torch's Adam)."""
-    if exact_debias:
-        response[0] = ema_step(response[0], 1.0, b1)
-        response[1] = ema_step(response[1], response[0], b3)
-        response[2] = ema_step(response[2], response[1], b4)
-        m_correction = tema_combine(response[0], response[1], response[2])
-    else:
-        m_correction = 1.0 - b1 ** t
-    step_size = lr / m_correction
+    divided by the bias correction, as torch's Adam). A loop of its own, as Adam's, so
+    that neither loop branches on the option (LLVM then vectorises both)."""
+    step_size = lr / official_m_correction(response, b1, b3, b4, exact_debias, t)
     v_correction_sqrt = math.sqrt(1.0 - b2 ** t)
     for i in range(w.shape[0]):
         gi = -g[i] if maximize else g[i]
