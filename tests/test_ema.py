@@ -602,3 +602,14 @@ def test_timm_default_power_is_two_thirds():
     opt = EMA(SGD())
     assert opt.warmup_gamma == 1.0
     assert opt.warmup_power == 2 / 3
+
+
+def test_first_start_with_the_largest_update_after_step_trains():
+    """update_after_step = 2**63 - 1 (its allowed maximum) with start="first": every
+    reachable update copies w, so the average is w itself; the loop must not overflow
+    its int64 argument (copy_until = 2**63 once was an OverflowError)."""
+    import refimpl as r
+    opt = EMA(SGD(lr=0.1), start="first", update_after_step=2 ** 63 - 1)
+    assert opt.decay_at(5) == 0.0
+    rec = r.train(r.Quadratic(np.eye(2)), opt, w0=np.ones(2), steps=3, record_params=True)
+    assert np.array_equal(rec.averages[1:], rec.params[1:])
