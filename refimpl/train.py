@@ -361,11 +361,8 @@ def train(problem, optimizer, *, w0, steps: int | None = None, epochs: int | Non
         warmup_hp = np.array([a.warmup_gamma, a.warmup_power, a.min_decay, a.warmup_ratio])
         switch = (a.switch_every, a.switch_unit == "step", a.switch_start,
                   a.on_switch == "reset") if average_kind == AVERAGE_SEMA else (1, 0, 0, 0)
-        # copy_until can be 2**63 (update_after_step = 2**63 - 1): no run reaches 2**62
-        # steps (the record's allocation is refused long before), so the cap changes nothing
         ema_ints = np.array([a.update_every, a.start == "zeros", a.update_after_step,
-                             a.warmup_steps, *switch, min(a.copy_until(), 2 ** 62)],
-                            dtype=np.int64)
+                             a.warmup_steps, *switch, a.copy_until()], dtype=np.int64)
         ema = a.init(w0).ema
 
     losses, grad_norms = np.zeros(steps), np.zeros(steps)

@@ -607,7 +607,8 @@ def test_timm_default_power_is_two_thirds():
 def test_first_start_with_the_largest_update_after_step_trains():
     """update_after_step = 2**63 - 1 (its allowed maximum) with start="first": every
     reachable update copies w, so the average is w itself; the loop must not overflow
-    its int64 argument (copy_until = 2**63 once was an OverflowError)."""
+    its int64 argument (copy_until = 2**63 was an OverflowError in the loop, and in the
+    jitted decay_at once the cached int64 signature was used)."""
     import refimpl as r
     opt = EMA(SGD(lr=0.1), start="first", update_after_step=2 ** 63 - 1)
     assert opt.decay_at(5) == 0.0

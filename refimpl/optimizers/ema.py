@@ -206,11 +206,13 @@ class EMA(Averager):
 
     def copy_until(self) -> int:
         """The last step ``n`` whose EMA update copies ``w`` (decay 0) because of
-        ``start="first"``: ``max(update_every, update_after_step + 1)``; 0 for the
-        other starts."""
+        ``start="first"``: ``max(update_every, update_after_step + 1)``, saturated at
+        2**63 - 1 (the largest step count an int64 kernel argument holds, and the largest
+        ``n`` any step can have, so the saturation changes no decay); 0 for the other
+        starts."""
         if self.start != "first":
             return 0
-        return max(self.update_every, self.update_after_step + 1)
+        return min(max(self.update_every, self.update_after_step + 1), 2 ** 63 - 1)
 
     def init(self, w) -> EMAState:
         """The state before the first step: the average is ``w`` (start="copy" or
