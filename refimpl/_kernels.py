@@ -31,10 +31,17 @@ def weighted_l2_norm(a, x):
 
 
 @kernel
-def scale_into(x, factor):
-    """``x <- x * factor`` in place (AdamW's and FAME's decoupled weight decay)."""
-    for i in range(x.shape[0]):
-        x[i] = x[i] * factor
+def decoupled_decay(w, lr, weight_decay, decoupled):
+    """AdamW's weight decay, ``w <- w * (1 - lr * weight_decay)`` in place (the factor
+    computed once, as torch does), when ``decoupled`` and ``weight_decay != 0``. Returns the
+    coupled L2 coefficient left to add to the gradient: 0 after a decoupled decay, else
+    ``weight_decay`` (Adam's and FAME's shared first step)."""
+    if not decoupled or weight_decay == 0.0:
+        return weight_decay
+    factor = 1.0 - lr * weight_decay
+    for i in range(w.shape[0]):
+        w[i] = w[i] * factor
+    return 0.0
 
 
 @kernel

@@ -57,7 +57,8 @@ three conventions, any lr schedule), EMA / SwitchEMA over it (every start, updat
 every warm-up, every switch option), SWA (the mean of k + 1 snapshots is an EMA step
 with decay k / (k + 1); no stationary distribution) and Lookahead (exactly Switch EMA
 with decay 1 - alpha, updated and switched every k steps), and
-SAM(SGD, ascent="unnormalized") inside or outside them. Adam, FAME, normalized or adaptive SAM and StableSAM divide by data-
+SAM(SGD, ascent="unnormalized") inside or outside them. Adam, FAME, normalized or
+adaptive SAM and StableSAM divide by data-
 dependent norms or second moments: their dynamics are not linear and raise TypeError.
 
 Public API: :func:`moments` (the exact recursion over a run), :func:`stationary` (its

@@ -13,10 +13,12 @@ calls, in the same order, so stepping by hand gives the same numbers bit for bit
         w, state, info = opt.step(w, state, grad_fn, epoch_end=epoch_end)
 
 Inside the kernel an optimizer is its three layers, outermost first: an averager (none,
-EMA, SwitchEMA, SWA, Lookahead), a perturbation (none, SAM, StableSAM) and a base (SGD, Adam, FAME), each
+EMA, SwitchEMA, SWA, Lookahead), a perturbation (none, SAM, StableSAM) and a base (SGD,
+Adam, FAME), each
 given as a kind code plus arrays of hyperparameters (``_loop_args``). The base state
 lives in the rows of one array (1 row for SGD, 3 for Adam, 4 for official FAME (5 with
-AMSGrad), 6 for full FAME) plus a (6,) array of scalars; every row starts at zero, as ``init`` makes it.
+AMSGrad), 6 for full FAME) plus a (6,) array of scalars; every row starts at zero, as
+``init`` makes it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 
 from refimpl import _validate
 from refimpl._jit import kernel
-from refimpl._kernels import add_into, all_finite, l2_norm, scale_into
+from refimpl._kernels import add_into, all_finite, decoupled_decay, l2_norm
 from refimpl.optimizers.adam import Adam, adam_kernel
 from refimpl.optimizers.averagers import (SWA, Lookahead, lookahead_sync_kernel, swa_due,
                                           swa_update_kernel)
@@ -91,10 +93,7 @@ def base_kernel(kind, hp, flags, w, g, S, R, count, lr):
         adam_kernel(w, S[0], S[1], S[2], g, lr, hp[0], hp[1], hp[2], hp[3], flags[0] != 0, t,
                     flags[1] != 0, flags[2])
         return 0
-    wd = hp[6]
-    if flags[5] != 0 and wd != 0.0:  # FAME with AdamW's decoupled decay
-        scale_into(w, 1.0 - lr * wd)
-        wd = 0.0
+    wd = decoupled_decay(w, lr, hp[6], flags[5] != 0)  # FAME with AdamW's decay: 0 after
     if flags[0] == 0 and flags[4] != 0:
         fame_official_amsgrad_kernel(w, S[0], S[1], S[2], S[3], S[4], R[:3], g, lr, hp[0],
                                      hp[1], hp[2], hp[3], hp[5], wd, flags[1] != 0,
@@ -122,7 +121,8 @@ def train_kernel(problem, H, h, w_star, noise_scale, Z, net, X, Y, batches, w, l
     zeros_start, update_after_step, warmup_steps, switch_every, switch_by_step,
     switch_start, reset_on_switch, copy_until); for SWA and Lookahead the same slots hold
     (1, 0, 0, 0, every (swa_every or k), unit_is_step, swa_start, reset_on_sync,
-    first_start) and ``decay`` holds Lookahead's alpha. ``params`` / ``averages`` have steps + 1 rows when
+    first_start) and ``decay`` holds Lookahead's alpha. ``params`` / ``averages`` have
+    steps + 1 rows when
     recorded, else 0. Returns (steps completed, gradient evaluations, decay product,
     FAME guard count).
     """

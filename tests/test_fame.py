@@ -553,6 +553,21 @@ def test_bad_hyperparameters_name_the_parameter(name, bad, exc):
 
 # ---------------------------------------------------------------------------- AMSGrad
 
+def _assert_runs_like_adam(fame, adam, w, grads):
+    """FAME and Adam step through ``grads`` from ``w`` with equal iterates and AMSGrad
+    maxima bit for bit; a diverging Adam run must make FAME diverge at the same step."""
+    wf, sf, wa, sa = w, fame.init(w), w, adam.init(w)
+    for g in grads:
+        try:
+            wa, sa = adam.update(wa, sa, g)
+        except FloatingPointError:
+            with pytest.raises(FloatingPointError):
+                fame.update(wf, sf, g)
+            return
+        wf, sf = fame.update(wf, sf, g)
+        assert np.array_equal(wf, wa) and np.array_equal(sf.v_max, sa.v_max)
+
+
 def ref_official_amsgrad(w, s, g, lr, b1, b2, b3, b4, eps, wd):
     """Scalar transcription of the FAME authors' ``Tema`` with ``amsgrad=True`` (their
     ``torch.maximum(max_exp_avg_sqs[i], exp_avg_sq)``, then
@@ -607,16 +622,7 @@ def test_amsgrad_with_b3_b4_zero_is_adams_amsgrad_bitwise(steps, data, beta1, be
     w, grads = _grads(data, steps)
     fame = FAME(lr=lr, beta1=beta1, beta2=beta2, beta3=0.0, beta4=0.0, amsgrad=True)
     adam = Adam(lr=lr, beta1=beta1, beta2=beta2, amsgrad=True)
-    wf, sf, wa, sa = w, fame.init(w), w, adam.init(w)
-    for g in grads:
-        try:
-            wa, sa = adam.update(wa, sa, g)
-        except FloatingPointError:
-            with pytest.raises(FloatingPointError):
-                fame.update(wf, sf, g)
-            return
-        wf, sf = fame.update(wf, sf, g)
-        assert np.array_equal(wf, wa) and np.array_equal(sf.v_max, sa.v_max)
+    _assert_runs_like_adam(fame, adam, w, grads)
 
 
 def test_amsgrad_by_hand_after_the_second_moment_falls():
@@ -667,16 +673,7 @@ def test_decoupled_decay_with_b3_b4_zero_is_adamw_bitwise(steps, data, beta1, be
                 maximize=maximize, amsgrad=amsgrad, decoupled_weight_decay=True)
     adamw = Adam(lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, maximize=maximize,
                  amsgrad=amsgrad, decoupled_weight_decay=True)
-    wf, sf, wa, sa = w, fame.init(w), w, adamw.init(w)
-    for g in grads:
-        try:
-            wa, sa = adamw.update(wa, sa, g)
-        except FloatingPointError:
-            with pytest.raises(FloatingPointError):
-                fame.update(wf, sf, g)
-            return
-        wf, sf = fame.update(wf, sf, g)
-        assert np.array_equal(wf, wa)
+    _assert_runs_like_adam(fame, adamw, w, grads)
 
 
 def test_decoupled_decay_by_hand_and_in_the_loop():

@@ -130,7 +130,8 @@ CASES = {
     "refimpl._kernels.l2_norm": lambda rng: (_vec(rng),),
     "refimpl._kernels.weighted_l2_norm": lambda rng: (_vec(rng), _vec(rng)),
     "refimpl._kernels.add_into": lambda rng: (_vec(rng), _vec(rng), np.empty(D)),
-    "refimpl._kernels.scale_into": lambda rng: (_vec(rng), float(rng.uniform(-2, 2))),
+    "refimpl._kernels.decoupled_decay": lambda rng: (
+        _vec(rng), float(rng.uniform(0, 2)), float(rng.choice([0.0, 0.3])), bool(rng.integers(2))),
     "refimpl._kernels.all_finite": lambda rng: (np.where(rng.random(D) < 0.2, np.inf, _vec(rng)),),
     "refimpl.optimizers.adam.adam_kernel": lambda rng: (
         _vec(rng), _vec(rng), _pos(rng), _pos(rng), _vec(rng), float(rng.uniform(0, 0.1)), 0.9,

@@ -384,25 +384,25 @@ def _snapshot_due(av, n, epoch, epoch_end):
     return epoch_end and epoch % av["swa_every"] == 0 and epoch > av["swa_start"]
 
 
-def _swa_or_lookahead(ctx, av, ema, new, inner, n, epoch, epoch_end, k):
-    """SWA's snapshot (FORMAT.md 4.7) or Lookahead's sync (4.8) after base step n, on
-    ``new`` (``new["w"]`` is replaced by the slow weights at a sync, and the base state
-    zeroed for on_sync "reset"). Returns the new average (the slow weights)."""
-    w = new["w"]
+def _swa_or_lookahead(ctx, av, ema, w, n, epoch, epoch_end, k):
+    """SWA's snapshot (FORMAT.md 4.7) or Lookahead's sync (4.8) after base step n:
+    ``(average, event)``, the new average (the slow weights) and whether a snapshot or a
+    sync happened (a Lookahead sync also sets w to the average)."""
     if av["kind"] == "swa":
         if not _snapshot_due(av, n, epoch, epoch_end):
-            return ema
-        if k == 0:
-            return w
-        return ema + (w - ema) / ctx.const(float(k + 1))
+            return ema, False
+        return (w if k == 0 else ema + (w - ema) / ctx.const(float(k + 1))), True
     if n % av["k"] != 0:
-        return ema
-    slow = w if (av["start"] == "first" and k == 0) else ema + ctx.const(av["alpha"]) * (w - ema)
-    new["w"] = slow
-    if av["on_sync"] == "reset":
-        for name, value in inner.items():
-            new[name] = ctx.const(np.zeros(value.v.shape[0]))
-    return slow
+        return ema, False
+    if av["start"] == "first" and k == 0:
+        return w, True
+    return ema + ctx.const(av["alpha"]) * (w - ema), True
+
+
+def _reset_base(ctx, new, inner):
+    """The base optimizer's state re-initialised (Switch EMA's and Lookahead's reset)."""
+    for name, value in inner.items():
+        new[name] = ctx.const(np.zeros(value.v.shape[0]))
 
 
 # -- one step ------------------------------------------------------------------------------------
@@ -431,15 +431,16 @@ def step(ctx, case, S, counters, step_data):
     av = optimizer["average"]
     average = None
     if av is not None and av["kind"] in ("swa", "lookahead"):
-        new["ema"], new["prod"] = _swa_or_lookahead(ctx, av, S["ema"], new, inner, n, epoch,
-                                                    epoch_end, k), S["prod"]
-        if av["kind"] == "lookahead" and n % av["k"] == 0:
+        average, event = _swa_or_lookahead(ctx, av, S["ema"], w_new, n, epoch, epoch_end, k)
+        new["ema"], new["prod"] = average, S["prod"]
+        if event:
             k += 1
-            if av["on_sync"] == "reset":
-                count = 0
-        elif av["kind"] == "swa" and _snapshot_due(av, n, epoch, epoch_end):
-            k += 1
-        return new, loss, new["ema"], (n, count, epoch, k)
+            if av["kind"] == "lookahead":
+                new["w"] = average
+                if av["on_sync"] == "reset":
+                    _reset_base(ctx, new, inner)
+                    count = 0
+        return new, loss, average, (n, count, epoch, k)
     if av is not None:
         ema, prod = S["ema"], S["prod"]
         if n % av["update_every"] == 0:
@@ -451,8 +452,7 @@ def step(ctx, case, S, counters, step_data):
         if switch_due(av, n, epoch, epoch_end):
             new["w"] = average
             if av["on_switch"] == "reset":
-                for name, value in inner.items():
-                    new[name] = ctx.const(np.zeros(value.v.shape[0]))
+                _reset_base(ctx, new, inner)
                 count = 0
     return new, loss, average, (n, count, epoch, k)
 

@@ -22,7 +22,7 @@ The two AMSGrad forms are different algorithms, not two roundings of one: torch 
 the largest RAW second moment and divides it by the current bias correction, optax
 (``scale_by_amsgrad``, ``bias_correction_nu=True``, the default) keeps the largest
 DEBIASED one. While ``v / (1 - beta2**t)`` has not decreased they agree; after a large
-gradient followed by small ones they do not (tests/test_adam.py shows a case). Before
+gradient followed by small ones they do not (tests/test_adam_variants.py shows a case). Before
 ``v`` ever decreases, torch's AMSGrad is Adam.
 
 (PyTorch writes the first moment as ``m.lerp_(g, 1 - beta1)``, which can differ from
@@ -52,7 +52,7 @@ import numpy as np
 
 from refimpl import _validate
 from refimpl._jit import kernel
-from refimpl._kernels import scale_into
+from refimpl._kernels import decoupled_decay
 from refimpl.optimizers.base import BaseOptimizer
 from refimpl.schedules import Schedule, as_schedule
 
@@ -82,9 +82,7 @@ def adam_kernel(w, m, v, v_max, g, lr, beta1, beta2, eps, weight_decay, maximize
     the moments); each variant then has its own loop, so that every loop is branch-free
     in its options and LLVM vectorises it (one loop with the three denominators in it
     ran 3.5 times slower at d = 1e7)."""
-    if decoupled and weight_decay != 0.0:
-        scale_into(w, 1.0 - lr * weight_decay)  # the factor computed once, as torch does
-        weight_decay = 0.0  # the decay is done: nothing is added to g below
+    weight_decay = decoupled_decay(w, lr, weight_decay, decoupled)  # 0 once decoupled
     if amsgrad == NO_AMSGRAD:
         adam_step_kernel(w, m, v, g, lr, beta1, beta2, eps, weight_decay, maximize, t)
     else:

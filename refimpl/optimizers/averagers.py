@@ -220,13 +220,10 @@ class Lookahead(Averager):
         """A fast step, then (every k-th step) the sync of slow and fast weights."""
         w_new, inner, info = self._inner_step(w, state, grad_fn, epoch_end)
         n = state.step + 1
-        slow, count = state.slow, state.count
-        if n % self.k == 0:
-            slow, w_new = slow.copy(), w_new.copy()
+        slow, count = state.slow.copy(), state.count
+        if n % self.k == 0:  # w_new is the inner step's own new array: synced in place
             lookahead_sync_kernel(slow, w_new, self.alpha, self.start == "first" and count == 0)
             count += 1
             if self.on_sync == "reset":
                 inner = self.inner.reset(inner)
-        else:
-            slow = slow.copy()
         return w_new, LookaheadState(n, count, slow, inner), info

@@ -65,7 +65,7 @@ import numpy as np
 
 from refimpl import _validate
 from refimpl._jit import kernel
-from refimpl._kernels import scale_into
+from refimpl._kernels import decoupled_decay
 from refimpl.filters import ema_step, tema_combine
 from refimpl.optimizers.base import BaseOptimizer
 from refimpl.schedules import Schedule, as_schedule
@@ -300,10 +300,7 @@ class FAME(BaseOptimizer):
         exact = self.debias == "exact"
         t = float(state.count + 1)
         w_new = w.copy()
-        wd = self.weight_decay
-        if self.decoupled_weight_decay and wd != 0.0:
-            scale_into(w_new, 1.0 - lr * wd)  # AdamW's decay, before the moments
-            wd = 0.0
+        wd = decoupled_decay(w_new, lr, self.weight_decay, self.decoupled_weight_decay)
         if self.variant == "official":
             m1, m2, m3, v, v_max, r = (a.copy() for a in (state.m1, state.m2, state.m3, state.v,
                                                           state.v_max, state.response))
