@@ -779,7 +779,7 @@ def test_a_truncated_file_is_reported_with_its_name(tmp_path):
 
 
 @pytest.mark.parametrize("header,needle", [
-    ({"format_version": 2}, "has format_version 2; this reader knows version 1 only"),
+    ({"format_version": 1}, "has format_version 1; this reader knows version 2 only"),
     ({"schema": "something-else"}, "is not a refimpl golden file"),
     ({"notes": []}, "field notes: must be of type object"),
 ])
@@ -1039,9 +1039,9 @@ def _text_with(shipped, old, new):
 
 
 @pytest.mark.parametrize("old,new,needle", [
-    ('"format_version": 1', '"format_version": true', "has format_version True"),
-    ('"format_version": 1', '"format_version": 1.0', "has format_version 1.0"),
-    ('"format_version": 1', '"format_version": 1, "format_version": 1', "has the key 'format_version' twice"),
+    ('"format_version": 2', '"format_version": true', "has format_version True"),
+    ('"format_version": 2', '"format_version": 2.0', "has format_version 2.0"),
+    ('"format_version": 2', '"format_version": 2, "format_version": 2', "has the key 'format_version' twice"),
     ('"lr": 0.25', '"lr": 0.25, "lr": 0.5', "has the key 'lr' twice"),
     ('"w0": [', '"w0": [' + "1" * 401 + ", ", "holds an integer literal of 401 digits"),
     ('"w0": [', '"w0": [' + "1" * 400 + ", ", "within the float64 range"),

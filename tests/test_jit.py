@@ -126,9 +126,29 @@ def _train(rng):
             np.zeros((steps + 1, d)), bool(rng.integers(2)))
 
 
+def _long(rng, n):
+    x = rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3)
+    x[rng.integers(n)] = 0.0
+    return x
+
+
+def _tanh_arg(rng):
+    special = [0.0, -0.0, 5e-324, -1e-300, 0.75, -0.75, np.nextafter(0.75, 0.0), 19.1, 22.0,
+               -30.0, 1e308, np.inf, -np.inf, np.nan]
+    if rng.random() < 0.4:
+        return float(rng.choice(special))
+    return float(rng.standard_normal() * 10.0 ** rng.uniform(-9, 1.5))
+
+
 CASES = {
-    "refimpl._kernels.l2_norm": lambda rng: (_vec(rng),),
-    "refimpl._kernels.weighted_l2_norm": lambda rng: (_vec(rng), _vec(rng)),
+    # lengths 0 .. 40: the 8-lane blocks, the partial last block, and empty vectors
+    "refimpl._kernels.l2_norm": lambda rng: (_long(rng, int(rng.integers(1, 41))),),
+    "refimpl._kernels.weighted_l2_norm": lambda rng: (
+        lambda n: (_long(rng, n), _long(rng, n)))(int(rng.integers(1, 41))),
+    "refimpl._kernels._square_or_zero": lambda rng: (_vec(rng), int(rng.integers(D + 3))),
+    "refimpl._kernels._weighted_square_or_zero": lambda rng: (
+        _vec(rng), _vec(rng), int(rng.integers(D + 3))),
+    "refimpl._tanh.tanh": lambda rng: (_tanh_arg(rng),),
     "refimpl._kernels.add_into": lambda rng: (_vec(rng), _vec(rng), np.empty(D)),
     "refimpl._kernels.decoupled_decay": lambda rng: (
         _vec(rng), float(rng.uniform(0, 2)), float(rng.choice([0.0, 0.3])), bool(rng.integers(2))),

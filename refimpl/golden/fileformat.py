@@ -1,4 +1,4 @@
-"""Reading, validating and writing golden-vector files (format version 1, FORMAT.md).
+"""Reading, validating and writing golden-vector files (format version 2, FORMAT.md).
 
 Reading never trusts the file. Before parsing: a regular file (no FIFO or device) of at
 most :data:`MAX_FILE_BYTES`, UTF-8, nested at most :data:`MAX_DEPTH` deep (counted
@@ -37,7 +37,7 @@ from refimpl import _validate
 from refimpl.golden import bounds, model
 
 SCHEMA_NAME = "refimpl-golden"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
 #: the largest golden file :func:`load` reads (the shipped ones are below 200 kB)

@@ -56,6 +56,7 @@ import numpy as np
 
 from refimpl import _validate
 from refimpl._jit import kernel
+from refimpl._tanh import tanh
 
 ACTIVATIONS = ("tanh", "relu")
 LOSSES = ("mse", "xent")
@@ -136,14 +137,15 @@ def mlp_forward(net, w, X, idx, Z, A):
             row = r_out + j
             for b in range(B):
                 Z[row, b] = z[b]
-                if not hidden:
+            if not hidden:
+                for b in range(B):
                     A[row, b] = z[b]
-                elif act == TANH:
-                    A[row, b] = math.tanh(z[b])
-                elif z[b] > 0.0:
-                    A[row, b] = z[b]
-                else:
-                    A[row, b] = 0.0
+            elif act == TANH:  # refimpl's own tanh: the same bits everywhere, vectorised
+                for b in range(B):
+                    A[row, b] = tanh(z[b])
+            else:
+                for b in range(B):
+                    A[row, b] = z[b] if z[b] > 0.0 else 0.0
         p = p_bias + n_o
         r_in = r_out
 

@@ -29,7 +29,7 @@ import sys
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
@@ -700,7 +700,7 @@ def check_file(path):
     family = str(data.get("family", "?"))
     if data.get("format_version") != FORMAT_VERSION:
         return [Result(name, family, "-", "malformed",
-                       f"format_version {data.get('format_version')!r}: only 1 is known")]
+                       f"format_version {data.get('format_version')!r}: only 2 is known")]
     for probe in data.get("float_probe", []):
         if float.fromhex(probe["hex"]) != probe["decimal"]:
             return [Result(name, family, "-", "malformed",
