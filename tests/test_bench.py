@@ -252,8 +252,8 @@ def test_the_bench_quadratic_is_symmetric_positive_definite():
                        atol=16 * 10 * EPS)
 
 
-def _mlp_case(seed):
-    problem, w0 = bench.mlp_problem((2, 5, 4, 1), 20, 7, seed)
+def _mlp_case(seed, activation="tanh"):
+    problem, w0 = bench.mlp_problem((2, 5, 4, 1), 20, 7, seed, activation=activation)
     w = w0 + np.random.default_rng(seed).standard_normal(w0.size) * 0.5
     idx = problem.draw_noise(1, seed)[0]
     return problem, w, idx
@@ -265,9 +265,10 @@ def _mlp_case(seed):
 MLP_TOL = (7 + 5) * 3 * EPS
 
 
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("seed", range(3))
-def test_numpy_mlp_computes_refimpls_loss_and_gradient(seed):
-    problem, w, idx = _mlp_case(seed)
+def test_numpy_mlp_computes_refimpls_loss_and_gradient(seed, activation):
+    problem, w, idx = _mlp_case(seed, activation)
     loss, g = problem.loss_and_grad(w, idx)
     X, Y = np.array(problem.X)[idx], np.array(problem.Y)[idx]
     loss_np, g_np = bench.numpy_mlp_loss_grad(problem.mlp, w, X, Y)
@@ -312,11 +313,21 @@ def test_numpy_mlp_sgd_follows_the_jitted_run():
     assert np.all(np.abs(losses - rec.losses) <= MLP_TOL * rec.losses)
 
 
+def test_the_relu_baseline_is_not_the_tanh_one():
+    """Teeth for the relu rows: the NumPy relu gradient differs from the tanh network's."""
+    problem, w, idx = _mlp_case(1, "relu")
+    X, Y = np.array(problem.X)[idx], np.array(problem.Y)[idx]
+    _, g_relu = bench.numpy_mlp_loss_grad(problem.mlp, w, X, Y)
+    _, g_tanh = bench.numpy_mlp_loss_grad(r.MLP((2, 5, 4, 1)), w, X, Y)
+    assert np.max(np.abs(g_relu - g_tanh)) > MLP_TOL * np.max(np.abs(g_relu))
+
+
 def test_numpy_mlp_refuses_what_it_does_not_implement():
     problem, w, _ = _mlp_case(0)
-    relu = r.MLP((2, 5, 4, 1), activation="relu")
-    with pytest.raises(ValueError, match="tanh"):
-        bench.numpy_mlp_loss_grad(relu, w, np.array(problem.X), np.array(problem.Y))
+    xent = r.MLP((2, 5, 4, 2), loss="xent")
+    with pytest.raises(ValueError, match="mse"):
+        bench.numpy_mlp_loss_grad(xent, np.zeros(xent.n_params), np.array(problem.X),
+                                  np.zeros((20, 2)))
     with pytest.raises(ValueError, match="benchmark's configuration"):
         bench.numpy_adam(*CASES["adam"].make(4, np.random.default_rng(0))[:9], 0.1, False, 1.0,
                          False, 0)
@@ -392,7 +403,7 @@ _STANDARD_PLAN = bench.plan
 def _tiny_plan(quick, torch_python=None, torch_threads=1):
     return dataclasses.replace(
         _STANDARD_PLAN(True), bandwidth_d=64, step_sizes=(16, 64), target_d=64, check_d=16,
-        quad_d=3, quad_steps=50, quad_python_steps=20, mlp_sizes=(2, 3, 1), mlp_batch=4,
+        quad_d=3, quad_steps=50, quad_python_steps=20, mlp_sizes=(2, 3, 1), mlp_wide=(2, 5, 1), mlp_batch=4,
         mlp_n=16, mlp_steps=4, repeat=1, min_time=0.0, torch_python=None)
 
 
@@ -406,8 +417,9 @@ def test_json_file_holds_valid_records(tmp_path, monkeypatch, capsys):
     fields = [f.name for f in dataclasses.fields(Record)]
     rows = payload["records"]
     # bandwidth comes with steps (their limit): 4 rows; 6 cases x 2 sizes x 2 comparisons;
-    # runs: quadratic, the copy of w at two sizes, MLP vs NumPy, MLP vs torch
-    assert len(rows) == 4 + 6 * 2 * 2 + 5
+    # runs: quadratic, the copy of w at two sizes, then for three networks (the target one,
+    # its relu twin, the wide one) MLP vs NumPy and MLP vs torch
+    assert len(rows) == 4 + 6 * 2 * 2 + 3 + 3 * 2
     for row in rows:
         assert list(row) == fields
         assert isinstance(row["name"], str) and isinstance(row["unit"], str)
@@ -416,9 +428,12 @@ def test_json_file_holds_valid_records(tmp_path, monkeypatch, capsys):
         if row["value"] is not None and row["baseline"] is not None:
             assert row["ratio"] == row["value"] / row["baseline"]
         assert row["met"] == meets(row["target"], row["value"], row["ratio"])
-    torch_row = [row for row in rows if "torch" in row["name"]]
-    assert len(torch_row) == 1 and torch_row[0]["value"] is None
-    assert "skipped" in torch_row[0]["note"]
+    torch_rows = [row for row in rows if "torch" in row["name"]]
+    assert len(torch_rows) == 3
+    assert all(row["value"] is None and "skipped" in row["note"] for row in torch_rows)
+    # the targets sit on the target network only: NumPy >= 2, torch >= 4
+    mlp_targets = [row["target"] for row in rows if row["name"].startswith("MLP")]
+    assert mlp_targets == ["ratio >= 2", "ratio >= 4", None, None, None, None]
     out = capsys.readouterr().out
     assert sum(line.startswith("| ") for line in out.splitlines()) == len(rows) + 1  # + header
 

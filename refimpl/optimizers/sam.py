@@ -28,7 +28,8 @@ by $w^2$ and takes the norm of $|w| \odot g$):
 
 $$e_t = \rho \frac{g}{\lVert g \rVert + \epsilon}, \qquad g_{\mathrm{adv}} = \nabla L_t(w + e_t), \qquad g_{\mathrm{SSAM}} = g_{\mathrm{adv}} \frac{\lVert g \rVert}{\lVert g_{\mathrm{adv}} \rVert + \epsilon}$$
 
-Norms are global L2 norms over all parameters, summed in index order. Weight decay
+Norms are global L2 norms over all parameters, summed in the fixed 8-lane order of
+refimpl._kernels. Weight decay
 belongs to the base optimizer: it is added at ``w`` after the rescale and is not rescaled.
 
 Edge case, named so that it is never a silent NaN: when a denominator is exactly zero
