@@ -325,18 +325,24 @@ def test_noisy_quadratic_default_h_is_not_aliased():
 # ---------------------------------------------------------------- kernels
 
 
-ORDER_WITNESS = np.array([1.0] + [2.0 ** -27] * 7)
+ORDER_WITNESS = np.array([1.0] + [2.0 ** -27] * 15)
 
 
-@given(x=vectors(d_min=1, d_max=8))
+def _lanes(y) -> float:
+    """The documented order (refimpl/_kernels.py): lane l sums y[l], y[l + 8], ... left
+    to right; then ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)); then the root."""
+    s = [0.0] * 8
+    for i, v in enumerate(y):
+        s[i % 8] += float(v) * float(v)
+    return math.sqrt(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])))
+
+
+@given(x=vectors(d_min=1, d_max=20))
 @example(x=ORDER_WITNESS)
 @example(x=ORDER_WITNESS[::-1].copy())
-def test_l2_norm_is_the_index_order_sum(x):
-    """l2_norm(x) == math.sqrt(sum of x_i * x_i, left to right), bit for bit."""
-    total = 0.0
-    for v in x:
-        total += float(v) * float(v)
-    assert l2_norm(x) == math.sqrt(total)
+def test_l2_norm_is_the_8_lane_sum(x):
+    """l2_norm(x) == the 8-lane sum transcribed in plain Python floats, bit for bit."""
+    assert l2_norm(x) == _lanes(x)
 
 
 @given(x=vectors(d_min=1, d_max=8))
@@ -350,23 +356,23 @@ def test_l2_norm_close_to_numpy(x):
     assert abs(n - np.linalg.norm(x)) <= (x.shape[0] + 2) * EPS * n
 
 
-@given(a=vectors(d_min=4, d_max=4), x=vectors(d_min=4, d_max=4))
-def test_weighted_l2_norm_is_the_index_order_sum(a, x):
-    """|| |a| x || = sqrt(sum (|a_i| x_i)^2), product first, left to right, bitwise."""
-    total = 0.0
-    for ai, xi in zip(a, x):
-        y = abs(float(ai)) * float(xi)
-        total += y * y
-    assert weighted_l2_norm(a, x) == math.sqrt(total)
+@given(a=vectors(d_min=11, d_max=11), x=vectors(d_min=11, d_max=11))
+def test_weighted_l2_norm_is_the_8_lane_sum(a, x):
+    """|| |a| x ||: the products |a_i| x_i first, then the 8-lane sum, bitwise."""
+    assert weighted_l2_norm(a, x) == _lanes([abs(float(ai)) * float(xi) for ai, xi in zip(a, x)])
 
 
 def test_l2_norm_sum_order_is_observable():
-    """The witness shows that the order is visible in the result: squares 1 and seven
-    times 2^-54. Left to right each 2^-54 is lost against 1 (below half an ulp):
-    norm 1. Right to left the small squares first add up to 7 * 2^-54, and
-    1 + 1.75 * 2^-52 rounds to 1 + 2^-51, whose root rounds to 1 + 2^-52."""
-    assert l2_norm(ORDER_WITNESS) == 1.0
-    assert l2_norm(ORDER_WITNESS[::-1].copy()) == 1.0 + 2.0 ** -52
+    """The witness shows that the order is visible in the result: squares 1 and fifteen
+    times 2^-54. One running sum, left to right, loses each 2^-54 against 1 (below half
+    an ulp): norm 1. In lanes, lane 0 holds 1 + 2^-54 = 1, lanes 1..7 hold 2^-53 each;
+    (1 + 2^-53) ties to 1, the other pairs give 2^-52 and 2^-51 exactly, the total is
+    1 + 3 * 2^-52 and its root rounds to 1 + 2^-52."""
+    running = 0.0
+    for v in ORDER_WITNESS:
+        running += float(v) * float(v)
+    assert math.sqrt(running) == 1.0
+    assert l2_norm(ORDER_WITNESS) == 1.0 + 2.0 ** -52
 
 
 def test_l2_norm_by_hand():
