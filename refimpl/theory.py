@@ -98,6 +98,7 @@ class _Linear:
     sgd: SGD
     rho_sam: float
     averager: EMA | SWA | None  # a Lookahead is held as its SwitchEMA (see _linear)
+    feedback: float = 0.0  # gamma of an EMA teacher in the gradient (moments(ema_feedback=))
 
 
 def _linear(optimizer) -> _Linear:
@@ -214,8 +215,10 @@ def _base_map(lin: _Linear, h, w_star, lr: float, first: bool) -> np.ndarray:
     k = (sign * (1.0 + lin.rho_sam * h))[:, None]
     lam, mu, eta = sgd.weight_decay, sgd.momentum, lr
     hc, wc = h[:, None], w_star[:, None]
-    # g = k (h (w - w*) + xi) + lam w, as a row acting on (w, buf, ema, 1, xi)
+    # g = k (h (w - w*) + xi) + lam w + gamma (w - ema), as a row acting on (w, buf, ema, 1, xi)
     g = (k * hc + lam) * e_w - k * hc * wc * e_one + k * e_xi
+    if lin.feedback != 0.0:  # the EMA teacher as it stands before the step
+        g = g + lin.feedback * (e_w - e_ema)
     if mu == 0.0:
         w_new, buf_new = e_w - eta * g, 0.0 * e_buf
     elif sgd.convention == "keras":
@@ -335,15 +338,33 @@ class Moments:
     loss_avg: np.ndarray | None
 
 
-def moments(problem, optimizer, *, w0, steps: int, steps_per_epoch: int | None = None) -> Moments:
+def moments(problem, optimizer, *, w0, steps: int, steps_per_epoch: int | None = None,
+            ema_feedback: float = 0.0) -> Moments:
     """The exact moments of ``train(problem, optimizer, w0=w0, steps=steps,
     steps_per_epoch=steps_per_epoch)`` over the noise (see the module docstring).
+
+    ``ema_feedback = gamma > 0`` makes the model EMA a teacher that feeds back into the
+    loss (BYOL, pseudo-labelling; proofs/ema.md, claim EMA-feedback): the gradient of
+    step n becomes ``g + gamma (w - z)``, with z the EMA's average as it stands before
+    the step (a stop-gradient target), i.e. the loss gains ``gamma / 2 ||w - sg(z)||^2``.
+    It needs an EMA or SwitchEMA whose average is its raw buffer (start "copy" or
+    "first"). No loop in refimpl runs this coupling (the problem would need the
+    optimizer's state); the claim's tests run it through the step API.
 
     Raises TypeError for an optimizer whose dynamics are not linear, and
     FloatingPointError if the moments overflow (the run diverges).
     """
     problem = _problem(problem)
     lin = _linear(optimizer)
+    gamma = _validate.real("ema_feedback", ema_feedback, lo=0.0)
+    if gamma != 0.0:
+        if not isinstance(optimizer, EMA):
+            raise ValueError("ema_feedback needs an EMA teacher: optimizer must be an EMA or "
+                             f"SwitchEMA (over SGD or USAM), got {type(optimizer).__name__}")
+        if lin.averager.start == "zeros":
+            raise ValueError("ema_feedback needs the EMA's average to be its raw buffer "
+                             "(start='copy' or 'first'), got start='zeros'")
+        lin = _Linear(lin.sgd, lin.rho_sam, lin.averager, gamma)
     d = problem.dim
     w0 = _validate.vector("w0", w0, size=d)
     steps = _validate.integer("steps", steps, lo=0)
