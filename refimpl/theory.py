@@ -262,14 +262,16 @@ def _debias_factor(a: EMA | None, product: float) -> float:
     return 1.0 / (1.0 - product)
 
 
-def _steps(lin: _Linear, problem: NoisyQuadratic, steps: int, steps_per_epoch):
+def _steps(lin: _Linear, problem: NoisyQuadratic, steps: int, steps_per_epoch,
+           continued: bool = False):
     """Yield ``(A, b, factor)`` for steps n = 1..steps: A (d, 4, 4), b (d, 4), and the
-    debias factor of the average after the step."""
+    debias factor of the average after the step. ``continued``: the run carries on from
+    an earlier one (moments(start=...)), so PyTorch's first-step rule does not apply."""
     h, w_star = np.asarray(problem.h), np.asarray(problem.w_star)
     d = h.shape[0]
     a = lin.averager
     lrs = lin.sgd.lr.array(steps)
-    count, epoch, product, snapshots = 0, 0, 1.0, 0
+    count, epoch, product, snapshots = int(continued), 0, 1.0, 0
     for t in range(steps):
         n = t + 1
         M = _base_map(lin, h, w_star, float(lrs[t]), count == 0)
@@ -338,8 +340,8 @@ class Moments:
     loss_avg: np.ndarray | None
 
 
-def moments(problem, optimizer, *, w0, steps: int, steps_per_epoch: int | None = None,
-            ema_feedback: float = 0.0) -> Moments:
+def moments(problem, optimizer, *, w0=None, steps: int, steps_per_epoch: int | None = None,
+            ema_feedback: float = 0.0, start: Moments | None = None) -> Moments:
     """The exact moments of ``train(problem, optimizer, w0=w0, steps=steps,
     steps_per_epoch=steps_per_epoch)`` over the noise (see the module docstring).
 
@@ -351,11 +353,25 @@ def moments(problem, optimizer, *, w0, steps: int, steps_per_epoch: int | None =
     "first"). No loop in refimpl runs this coupling (the problem would need the
     optimizer's state); the claim's tests run it through the step API.
 
+    ``start=m`` continues from the last row of an earlier run's moments ``m`` instead of
+    from ``w0`` (give one of the two): the state (w, buffer, EMA) keeps its distribution
+    and only the hyperparameters change, as when Progressive Scaling
+    (:func:`refimpl.scaling.progressive`) grows the batch. The continued run's
+    learning-rate schedule restarts at its first entry, PyTorch's first-step rule does
+    not apply again, and the averager must be a plain EMA (or none, in both runs) with
+    update_every = 1, no warm-up and start "copy": their step counters would otherwise
+    restart.
+
     Raises TypeError for an optimizer whose dynamics are not linear, and
     FloatingPointError if the moments overflow (the run diverges).
     """
     problem = _problem(problem)
     lin = _linear(optimizer)
+    if (w0 is None) == (start is None):
+        raise ValueError("give exactly one of w0 (a fresh run) and start (the Moments of an "
+                         "earlier run to continue)")
+    if start is not None:
+        _check_continuation(lin, optimizer, start, problem.dim)
     gamma = _validate.real("ema_feedback", ema_feedback, lo=0.0)
     if gamma != 0.0:
         if not isinstance(optimizer, EMA):
@@ -366,7 +382,8 @@ def moments(problem, optimizer, *, w0, steps: int, steps_per_epoch: int | None =
                              "(start='copy' or 'first'), got start='zeros'")
         lin = _Linear(lin.sgd, lin.rho_sam, lin.averager, gamma)
     d = problem.dim
-    w0 = _validate.vector("w0", w0, size=d)
+    if start is None:
+        w0 = _validate.vector("w0", w0, size=d)
     steps = _validate.integer("steps", steps, lo=0)
     steps_per_epoch = _check_epochs(lin, steps_per_epoch)
     sigma2 = np.asarray(problem.c) / problem.batch_size
@@ -376,12 +393,18 @@ def moments(problem, optimizer, *, w0, steps: int, steps_per_epoch: int | None =
     mean = np.zeros((steps + 1, d, 4))
     cov = np.zeros((steps + 1, d, 4, 4))
     debias = np.ones(steps + 1)
-    mean[0, :, W] = w0
     mean[0, :, ONE] = 1.0
-    if lin.averager is not None and not _zero_start(lin.averager):
-        mean[0, :, EMA_ROW] = w0
+    if start is not None:
+        mean[0, :, :3] = start.mean[-1]
+        cov[0, :, :3, :3] = start.cov[-1]
+    else:
+        mean[0, :, W] = w0
+        if lin.averager is not None and not _zero_start(lin.averager):
+            mean[0, :, EMA_ROW] = w0
+    continued = start is not None
     with np.errstate(over="ignore", invalid="ignore"):
-        for n, (A, b, factor) in enumerate(_steps(lin, problem, steps, steps_per_epoch), 1):
+        for n, (A, b, factor) in enumerate(
+                _steps(lin, problem, steps, steps_per_epoch, continued), 1):
             mean[n] = np.einsum("dij,dj->di", A, mean[n - 1])
             S = A @ cov[n - 1] @ np.swapaxes(A, 1, 2) + sigma2[:, None, None] * (
                 b[:, :, None] * b[:, None, :])
@@ -411,6 +434,23 @@ def moments(problem, optimizer, *, w0, steps: int, steps_per_epoch: int | None =
         var_avg=_frozen(var_avg), cov_w_avg=_frozen(cov_w_avg),
         loss_w=_frozen(loss_w), loss_avg=_frozen(loss_avg) if avg else None,
     )
+
+
+def _check_continuation(lin: _Linear, optimizer, start, d: int) -> None:
+    """Refuse a ``start=`` that :func:`moments` cannot continue exactly."""
+    if not isinstance(start, Moments):
+        raise TypeError(f"start must be the Moments of an earlier run, got {type(start).__name__}")
+    if start.mean.shape[1] != d:
+        raise ValueError(f"start has {start.mean.shape[1]} coordinates, the problem {d}")
+    a = lin.averager
+    if a is not None and (type(a) is not EMA or a.update_every != 1 or a.warmup is not None
+                          or a.start != "copy"):
+        raise ValueError("start= continues a run only with a plain EMA (update_every=1, no "
+                         "warm-up, start='copy') or no averager: other averagers count steps "
+                         f"from the start of the run; got {type(optimizer).__name__}")
+    if (a is None) != (start.mean_avg is None):
+        raise ValueError("start= must come from a run with an averager exactly when this "
+                         "optimizer has one")
 
 
 def transitions(problem, optimizer, *, steps: int, steps_per_epoch: int | None = None):
