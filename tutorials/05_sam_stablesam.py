@@ -211,15 +211,16 @@ bound_usam = 2.0 / (LAM * (1.0 + RHO * LAM))
 bound_gd = 2.0 / LAM
 
 
-def make(kind, lr):
+def make(kind, lr, rho=RHO):
+    """GD ("GD" or "SGD": the same update), USAM, normalized SAM or StableSAM, eps = 0."""
     base = r.SGD(lr=lr)
-    if kind == "GD":
+    if kind in ("GD", "SGD"):
         return base
     if kind == "USAM":
-        return r.SAM(base, rho=RHO, ascent="unnormalized", eps=0.0)
+        return r.SAM(base, rho=rho, ascent="unnormalized", eps=0.0)
     if kind == "SAM (normalized)":
-        return r.SAM(base, rho=RHO, ascent="normalized", eps=0.0)
-    return r.StableSAM(base, rho=RHO, eps=0.0)
+        return r.SAM(base, rho=rho, ascent="normalized", eps=0.0)
+    return r.StableSAM(base, rho=rho, eps=0.0)
 
 
 def run(kind, lr, steps):
@@ -676,14 +677,7 @@ def logistic(x, y):
 
 
 def stab_opt(kind, lr):
-    base = r.SGD(lr=lr)
-    if kind == "SGD":
-        return base
-    if kind == "USAM":
-        return r.SAM(base, rho=RHO_ST, ascent="unnormalized", eps=0.0)
-    if kind == "SAM (normalized)":
-        return r.SAM(base, rho=RHO_ST, ascent="normalized", eps=0.0)
-    return r.StableSAM(base, rho=RHO_ST, eps=0.0)
+    return make(kind, lr, RHO_ST)  # section 3's builder, with this section's rho
 
 
 def one_step(kind, lr, w, oracle):
