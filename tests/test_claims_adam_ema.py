@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from refimpl import EMA, Adam, NoisyQuadratic, train
+from refimpl._jit import JIT_DISABLED
 from refimpl.scaling import scale_optimizer
+
+# 2000 seeded runs per configuration take a second compiled and many minutes as plain
+# Python; with NUMBA_DISABLE_JIT=1 they are skipped (test_jit.py checks the compiled loop
+# against its Python reading bit for bit, so rerunning them uncompiled adds no information)
+pytestmark = pytest.mark.skipif(JIT_DISABLED, reason="thousands of seeded Adam runs; compiled == "
+                                "plain Python is checked in test_jit.py")
 
 H, C, B0, LR, RHO, BASE_STEPS, RUNS = np.array([1.0, 0.3]), np.array([100.0, 100.0]), 4, 0.002, 0.99, 800, 2000
 EPS = np.finfo(np.float64).eps

@@ -19,6 +19,12 @@ import pytest
 import scipy.stats
 
 from refimpl import EMA, SGD, SwitchEMA
+from refimpl._jit import JIT_DISABLED
+
+# 3000 steps of d = 2000 through the step API: a second compiled, many minutes when every
+# kernel runs as plain Python (NUMBA_DISABLE_JIT=1; test_jit.py checks they agree bitwise)
+needs_jit = pytest.mark.skipif(JIT_DISABLED, reason="long step-API runs; compiled == plain "
+                               "Python is checked in test_jit.py")
 
 A, B, K1, K2 = -1.0, 1.5, 40.0, 2.0
 D, T, STEPS_PER_EPOCH, DECAY = 2000, 3000, 50, 0.99
@@ -83,6 +89,7 @@ SETTINGS = [(12.0, 0.03, 0), (20.0, 0.02, 1)]
 
 @pytest.mark.claim("SEMA-basins")
 @pytest.mark.parametrize("sigma,lr,seed", SETTINGS)
+@needs_jit
 def test_sema_ends_in_the_flat_basin_most_often_and_lowest_in_it(sigma, lr, seed):
     runs = {k: measures(returned(k, sigma, lr, seed)) for k in ("SGD", "EMA", "SEMA")}
     (flat_sgd, f_sgd, c_sgd), (flat_ema, f_ema, c_ema), (flat_sema, f_sema, c_sema) = (
@@ -100,6 +107,7 @@ def test_sema_ends_in_the_flat_basin_most_often_and_lowest_in_it(sigma, lr, seed
 
 
 @pytest.mark.claim("SEMA-basins")
+@needs_jit
 def test_teeth_without_the_switch_the_trade_off_is_gone():
     """The same checks applied to a Switch EMA that never switches (it is the EMA) reject
     it: no paired gain over the EMA at all."""
@@ -111,6 +119,7 @@ def test_teeth_without_the_switch_the_trade_off_is_gone():
 
 
 @pytest.mark.claim("SEMA-basins")
+@needs_jit
 def test_with_weak_noise_nobody_changes_basin():
     """Where the claim says nothing: with weak noise no run leaves its starting basin, so
     all three methods end in the same basins (the trade-off needs noise that crosses the
@@ -130,6 +139,7 @@ def test_phi_derivatives_are_right():
 
 @pytest.mark.claim("SEMA-basins")
 @pytest.mark.parametrize("decay", [0.9, 0.99])
+@needs_jit
 def test_on_the_spirals_mlp_sema_ends_sharper_not_flatter(decay):
     """Where the claim stops holding: a 2-16-16-2 tanh classifier on two spirals (256
     points, batch 16, SGD lr 0.05 momentum 0.9, 400 epochs, seeds 0-3). SEMA's returned

@@ -17,6 +17,7 @@ import scipy.linalg
 import scipy.stats
 
 from refimpl import EMA, SGD, NoisyQuadratic, SwitchEMA, theory
+from refimpl._jit import JIT_DISABLED
 
 H, W_STAR, C, B0, GAMMA = 1.0, 0.5, 1.0, 4, 0.5
 BETA_T = 2.0   # the teacher's rate per unit time, (1 - rho) / eta
@@ -99,6 +100,8 @@ def test_the_feedback_is_what_makes_the_student_depend_on_the_teachers_decay():
 
 
 @pytest.mark.claim("EMA-feedback")
+@pytest.mark.skipif(JIT_DISABLED, reason="thousands of step-API runs; compiled == plain "
+                    "Python is checked in test_jit.py")
 def test_theory_with_feedback_matches_monte_carlo_of_the_step_api():
     """refimpl.theory's recursion with ema_feedback against 3000 runs of
     EMA(SGD).step with the teacher in the oracle: the means within 4 standard errors,

@@ -15,6 +15,7 @@ import pytest
 import scipy.stats
 
 from refimpl import EMA, SGD, NoisyQuadratic, SwitchEMA, theory
+from refimpl._jit import JIT_DISABLED
 from refimpl.scaling import Stage, progressive
 from tests.test_claims_feedback import B0, BETA_T, C, GAMMA, H, W0, W_STAR, sde_moments
 
@@ -66,6 +67,8 @@ def test_teeth_progressive_without_rho_kappa_keeps_an_order_one_gap():
 
 
 @pytest.mark.claim("EMA-progressive")
+@pytest.mark.skipif(JIT_DISABLED, reason="thousands of step-API runs; compiled == plain "
+                    "Python is checked in test_jit.py")
 def test_chained_moments_match_monte_carlo_of_one_state_through_the_stages():
     """theory.moments(start=...) against 2000 step-API runs that keep one EMA(SGD) state
     through the stages, each stage with its own scaled optimizer and batch size, the
