@@ -362,6 +362,16 @@ def test_weighted_l2_norm_is_the_8_lane_sum(a, x):
     assert weighted_l2_norm(a, x) == _lanes([abs(float(ai)) * float(xi) for ai, xi in zip(a, x)])
 
 
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000])
+def test_both_norms_follow_the_lanes_at_block_boundaries(n):
+    """Every length around a block of 8 (and a long one), magnitudes over 10 decades."""
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(n) * 10.0 ** rng.uniform(-5, 5, n)
+    a = rng.standard_normal(n)
+    assert l2_norm(x) == _lanes(x)
+    assert weighted_l2_norm(a, x) == _lanes([abs(float(u)) * float(v) for u, v in zip(a, x)])
+
+
 def test_l2_norm_sum_order_is_observable():
     """The witness shows that the order is visible in the result: squares 1 and fifteen
     times 2^-54. One running sum, left to right, loses each 2^-54 against 1 (below half

@@ -1,9 +1,9 @@
-"""refimpl's own tanh (refimpl/_tanh.py) and the 8-lane order of the L2 norms.
+"""refimpl's own tanh (refimpl/_tanh.py); the 8-lane order of the L2 norms is tested in
+tests/test_problems.py with the other shared kernels.
 
 The expected values are independent of the code under test: the exact tanh from Python's
 ``decimal`` (correctly rounded exp at 70 digits, via benchmarks/tanh_ulp.py's reference,
-itself checked here against published digits), the constants from exact rationals, and
-the norm from a transcription of FORMAT.md's order in plain Python floats.
+itself checked here against published digits) and the constants from exact rationals.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 import refimpl._tanh as T
-from refimpl._kernels import l2_norm, weighted_l2_norm
 from refimpl._tanh import tanh
 from refimpl.problems.mlp import MLP
 
@@ -150,37 +149,3 @@ def test_the_mlp_uses_refimpls_tanh():
     x = np.array([[0.3], [0.7512], [1.9], [-4.25], [1e-9]])
     out = mlp.forward(w, x)[:, 0]
     assert [float(v) for v in out] == [tanh(float(v)) for v in x[:, 0]]
-
-
-# ------------------------------------------------------------------- the 8-lane norms
-
-
-def _norm_in_lanes(y) -> float:
-    """FORMAT.md's order, in plain Python floats: lane l sums y[l], y[l + 8], ...;
-    then ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)); then sqrt."""
-    s = [0.0] * 8
-    for i, v in enumerate(y):
-        s[i % 8] += float(v) * float(v)
-    return math.sqrt(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])))
-
-
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000])
-def test_norms_follow_the_documented_order(n):
-    rng = np.random.default_rng(n)
-    x = rng.standard_normal(n) * 10.0 ** rng.uniform(-5, 5, n)
-    a = rng.standard_normal(n)
-    assert l2_norm(x) == _norm_in_lanes(x)
-    assert weighted_l2_norm(a, x) == _norm_in_lanes([abs(float(u)) * float(v) for u, v in zip(a, x)])
-    # and the order matters: one running sum differs on some of these inputs (teeth below)
-
-
-def test_teeth_one_running_sum_is_another_order():
-    rng = np.random.default_rng(11)
-    differ = 0
-    for _ in range(50):
-        x = rng.standard_normal(37) * 10.0 ** rng.uniform(-3, 3, 37)
-        running = 0.0
-        for v in x:
-            running += float(v) * float(v)
-        differ += math.sqrt(running) != l2_norm(x)
-    assert differ > 0  # the lane order is observable, so the test above can fail
