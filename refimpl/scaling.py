@@ -53,6 +53,7 @@ from refimpl.optimizers.fame import FAME
 from refimpl.optimizers.sam import SAM
 from refimpl.optimizers.sgd import SGD
 from refimpl.schedules import Schedule, as_schedule
+from refimpl.train import _layers  # the one place that splits an optimizer's layers
 
 
 def scale_decay(decay: float, kappa: float) -> float:
@@ -182,8 +183,7 @@ def progressive(optimizer, stages) -> list[Stage]:
     stages = list(stages)
     if not stages:
         raise ValueError("stages must hold at least one (kappa, base_steps) pair")
-    lr = _base_lr(optimizer)
-    if lr is not None and lr.constant is None:
+    if _layers(optimizer)[2].lr.constant is None:  # the base optimizer's schedule
         raise ValueError("progressive needs a constant learning rate: a per-step schedule "
                          "would restart at every stage")
     out = []
@@ -198,10 +198,3 @@ def progressive(optimizer, stages) -> list[Stage]:
         out.append(Stage(kappa, scale_optimizer(optimizer, kappa), base_steps // kappa))
     return out
 
-
-def _base_lr(optimizer):
-    """The innermost optimizer's lr schedule: averagers wrap ``inner``, SAM ``base``."""
-    inner = optimizer
-    while hasattr(inner, "inner") or hasattr(inner, "base"):
-        inner = inner.inner if hasattr(inner, "inner") else inner.base
-    return getattr(inner, "lr", None)

@@ -68,6 +68,7 @@ fixed point, or periodic orbit for Switch EMA, by ``scipy.linalg.solve_discrete_
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -380,7 +381,7 @@ def moments(problem, optimizer, *, w0=None, steps: int, steps_per_epoch: int | N
         if lin.averager.start == "zeros":
             raise ValueError("ema_feedback needs the EMA's average to be its raw buffer "
                              "(start='copy' or 'first'), got start='zeros'")
-        lin = _Linear(lin.sgd, lin.rho_sam, lin.averager, gamma)
+        lin = dataclasses.replace(lin, feedback=gamma)
     d = problem.dim
     if start is None:
         w0 = _validate.vector("w0", w0, size=d)
